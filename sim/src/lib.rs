@@ -1,0 +1,26 @@
+//! ksim-sim: the harness that builds a simulated cluster, attacks it with
+//! faults, records a history of client operations and judges it.
+//!
+//! # Layout
+//!
+//! - [`scenario`]: the scenario TOML contract (serde), with errors that name
+//!   file, line and field.
+//! - [`history`]: operations and their JSONL form (the history contract).
+//! - [`checker`]: one file per anomaly in DESIGN.md's catalogue.
+//! - [`cluster`]: builds broker, controller and client nodes in madsim, each
+//!   broker with its own simulated disk.
+//! - [`faults`]: resolves fault targets and injects crash / restart /
+//!   power-loss at fixed and seeded random times.
+//! - [`workload`]: producer and consumer processes that record the history.
+//! - [`run`]: one seed end to end — build, run, heal, final polls, check —
+//!   giving a `SeedResult` with its trace hash.
+//! - [`trace`]: the trace hash that proves a seed replays identically.
+
+pub mod checker;
+pub mod cluster;
+pub mod faults;
+pub mod history;
+pub mod run;
+pub mod scenario;
+pub mod trace;
+pub mod workload;
