@@ -1,1 +1,234 @@
-//! TODO
+//! Fault schedules and their injection.
+//!
+//! A schedule is the scenario's fixed `[[faults.at]]` entries plus, when
+//! `[faults] random` is set, faults drawn from the seed: one every
+//! `every_ms = [lo, hi]` until `heal_ms`, each of a kind from `kinds`, at a
+//! random target. At `heal_ms` every fault stops: stopped nodes restart,
+//! paused ones resume, partitions heal.
+
+use crate::cluster::{Cluster, NodeRef};
+use crate::scenario::{FaultKind, Scenario, Target};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// How long a random fault lasts when the scenario does not say.
+pub const RANDOM_FAULT_DURATION_MS: (u64, u64) = (1_000, 8_000);
+
+/// One scheduled fault.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FaultEvent {
+    pub at_ms: u64,
+    pub kind: FaultKind,
+    pub target: Target,
+    pub duration_ms: Option<u64>,
+}
+
+/// Kinds this build can inject.
+pub fn supported(kind: &FaultKind) -> bool {
+    matches!(kind, FaultKind::Crash | FaultKind::Restart | FaultKind::PowerLoss | FaultKind::Pause | FaultKind::Partition)
+}
+
+/// The full schedule for one seed, sorted by time (ties keep file order).
+pub fn schedule(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Vec<FaultEvent> {
+    let heal_ms = scenario.run.heal_ms;
+    let mut events: Vec<FaultEvent> = scenario
+        .faults
+        .at
+        .iter()
+        .filter(|f| f.at_ms < heal_ms)
+        .map(|f| FaultEvent { at_ms: f.at_ms, kind: f.kind.clone(), target: f.target.clone(), duration_ms: f.duration_ms })
+        .collect();
+    if let Some(random) = &scenario.faults.random {
+        let (lo, hi) = (random.every_ms[0], random.every_ms[1].max(random.every_ms[0]));
+        let mut t = rng.random_range(lo..=hi);
+        while t < heal_ms && !random.kinds.is_empty() {
+            let kind = random.kinds[rng.random_range(0..random.kinds.len())].clone();
+            let duration = rng.random_range(RANDOM_FAULT_DURATION_MS.0..=RANDOM_FAULT_DURATION_MS.1);
+            events.push(FaultEvent { at_ms: t, kind, target: Target::Random, duration_ms: Some(duration) });
+            t += rng.random_range(lo..=hi);
+        }
+    }
+    events.sort_by_key(|e| e.at_ms);
+    events
+}
+
+/// What the injector did, for the trace and the report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FaultLogEntry {
+    pub t_ms: u64,
+    pub action: String,
+    pub node: String,
+}
+
+/// Pending undo actions.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Undo {
+    Restart(NodeRef),
+    Resume(NodeRef),
+    Heal(NodeRef),
+}
+
+/// Runs the schedule against the cluster from time `start` on. Returns the
+/// log of applied actions. Stops every fault at `heal_ms`.
+pub async fn inject(
+    cluster: &std::sync::Mutex<Cluster>,
+    events: Vec<FaultEvent>,
+    heal_ms: u64,
+    rng: &mut ChaCha8Rng,
+    start: tokio::time::Instant,
+) -> Vec<FaultLogEntry> {
+    let mut log = Vec::new();
+    // (time, undo): what to revert and when.
+    let mut undos: Vec<(u64, Undo)> = Vec::new();
+    let mut paused: BTreeSet<NodeRef> = BTreeSet::new();
+    let mut isolated: BTreeSet<NodeRef> = BTreeSet::new();
+    let mut queue = events.into_iter().peekable();
+    loop {
+        let next_event = queue.peek().map(|e| e.at_ms);
+        let next_undo = undos.iter().map(|u| u.0).min();
+        let next = [next_event, next_undo, Some(heal_ms)].into_iter().flatten().min().expect("heal_ms");
+        tokio::time::sleep_until(start + Duration::from_millis(next)).await;
+        let now_ms = next;
+        if now_ms >= heal_ms && next_event.is_none_or(|t| t >= heal_ms) && next_undo.is_none_or(|t| t >= heal_ms) {
+            // Heal: revert everything still in effect.
+            let mut c = cluster.lock().unwrap();
+            for n in std::mem::take(&mut paused) {
+                c.handle.resume(c_node(&c, n));
+                log.push(FaultLogEntry { t_ms: now_ms, action: "resume".into(), node: n.to_string() });
+            }
+            for n in std::mem::take(&mut isolated) {
+                heal_node(&c, n);
+                log.push(FaultLogEntry { t_ms: now_ms, action: "heal".into(), node: n.to_string() });
+            }
+            let down: Vec<NodeRef> = all_nodes(&c).into_iter().filter(|n| !c.is_up(*n)).collect();
+            for n in down {
+                c.restart(n);
+                log.push(FaultLogEntry { t_ms: now_ms, action: "restart".into(), node: n.to_string() });
+            }
+            return log;
+        }
+        // Undo actions due now.
+        let due: Vec<Undo> = {
+            let mut due: Vec<(u64, Undo)> = undos.iter().filter(|u| u.0 <= now_ms).cloned().collect();
+            due.sort();
+            undos.retain(|u| u.0 > now_ms);
+            due.into_iter().map(|u| u.1).collect()
+        };
+        for u in due {
+            let mut c = cluster.lock().unwrap();
+            match u {
+                Undo::Restart(n) if !c.is_up(n) => {
+                    c.restart(n);
+                    log.push(FaultLogEntry { t_ms: now_ms, action: "restart".into(), node: n.to_string() });
+                }
+                Undo::Resume(n) if paused.remove(&n) => {
+                    c.handle.resume(c_node(&c, n));
+                    log.push(FaultLogEntry { t_ms: now_ms, action: "resume".into(), node: n.to_string() });
+                }
+                Undo::Heal(n) if isolated.remove(&n) => {
+                    heal_node(&c, n);
+                    log.push(FaultLogEntry { t_ms: now_ms, action: "heal".into(), node: n.to_string() });
+                }
+                _ => {}
+            }
+        }
+        // Faults due now.
+        while queue.peek().is_some_and(|e| e.at_ms <= now_ms) {
+            let ev = queue.next().expect("peeked");
+            let mut c = cluster.lock().unwrap();
+            let targets = resolve(&c, &ev.target, rng);
+            for n in targets {
+                let action = match ev.kind {
+                    FaultKind::Crash if c.is_up(n) => {
+                        c.crash(n);
+                        Some("crash")
+                    }
+                    FaultKind::PowerLoss if c.is_up(n) => {
+                        c.power_loss(n, rng);
+                        Some("power-loss")
+                    }
+                    FaultKind::Restart => {
+                        if c.is_up(n) {
+                            c.crash(n);
+                        }
+                        undos.push((now_ms + ev.duration_ms.unwrap_or(0), Undo::Restart(n)));
+                        Some("stop-for-restart")
+                    }
+                    FaultKind::Pause if c.is_up(n) && !paused.contains(&n) => {
+                        c.handle.pause(c_node(&c, n));
+                        paused.insert(n);
+                        Some("pause")
+                    }
+                    FaultKind::Partition if !isolated.contains(&n) => {
+                        isolate_node(&c, n);
+                        isolated.insert(n);
+                        Some("isolate")
+                    }
+                    _ => None,
+                };
+                let Some(action) = action else { continue };
+                log.push(FaultLogEntry { t_ms: now_ms, action: action.into(), node: n.to_string() });
+                if let Some(d) = ev.duration_ms {
+                    let undo = match ev.kind {
+                        FaultKind::Crash | FaultKind::PowerLoss => Some(Undo::Restart(n)),
+                        FaultKind::Pause => Some(Undo::Resume(n)),
+                        FaultKind::Partition => Some(Undo::Heal(n)),
+                        _ => None,
+                    };
+                    if let Some(u) = undo {
+                        undos.push((now_ms + d, u));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn c_node(c: &Cluster, n: NodeRef) -> madsim::task::NodeId {
+    match n {
+        NodeRef::Broker(i) => c.brokers[i].node.id(),
+        NodeRef::Controller(i) => c.controllers[i].node.id(),
+    }
+}
+
+fn isolate_node(c: &Cluster, n: NodeRef) {
+    let net = madsim::net::NetSim::current();
+    net.clog_node(c_node(c, n));
+}
+
+fn heal_node(c: &Cluster, n: NodeRef) {
+    let net = madsim::net::NetSim::current();
+    net.unclog_node(c_node(c, n));
+}
+
+fn all_nodes(c: &Cluster) -> Vec<NodeRef> {
+    (0..c.brokers.len()).map(NodeRef::Broker).chain((0..c.controllers.len()).map(NodeRef::Controller)).collect()
+}
+
+/// Resolves a target to nodes using the controller's current image.
+pub fn resolve(c: &Cluster, target: &Target, rng: &mut ChaCha8Rng) -> Vec<NodeRef> {
+    let nb = c.brokers.len();
+    let image = || c.controller_image();
+    match target {
+        Target::Broker(n) if (*n as usize) < nb => vec![NodeRef::Broker(*n as usize)],
+        Target::AllBrokers => (0..nb).map(NodeRef::Broker).collect(),
+        Target::Controller(n) if (*n as usize) < c.controllers.len() => vec![NodeRef::Controller(*n as usize)],
+        Target::ActiveController => vec![NodeRef::Controller(0)],
+        Target::Leader { topic, partition } => image()
+            .and_then(|img| img.partition(topic, *partition).map(|p| p.leader))
+            .filter(|&l| l >= 0 && (l as usize) < nb)
+            .map(|l| vec![NodeRef::Broker(l as usize)])
+            .unwrap_or_default(),
+        Target::Follower { topic, partition } => image()
+            .and_then(|img| {
+                let p = img.partition(topic, *partition)?;
+                p.replicas.iter().copied().find(|&r| r != p.leader)
+            })
+            .map(|r| vec![NodeRef::Broker(r as usize)])
+            .unwrap_or_default(),
+        Target::Random => vec![NodeRef::Broker(rng.random_range(0..nb))],
+        _ => Vec::new(),
+    }
+}

@@ -14,6 +14,7 @@
 //! - [`workload`]: producer and consumer processes that record the history.
 //! - [`run`]: one seed end to end — build, run, heal, final polls, check —
 //!   giving a `SeedResult` with its trace hash.
+//! - [`sweep`]: seed ranges over several OS threads, one runtime each.
 //! - [`trace`]: the trace hash that proves a seed replays identically.
 
 pub mod checker;
@@ -22,5 +23,6 @@ pub mod faults;
 pub mod history;
 pub mod run;
 pub mod scenario;
+pub mod sweep;
 pub mod trace;
 pub mod workload;

@@ -1,1 +1,221 @@
-//! TODO
+//! One seed end to end: build the cluster, create topics, run the workload
+//! under the fault schedule, heal, read everything back, check.
+
+use crate::checker;
+use crate::cluster::{client_ip, Cluster, ClusterSpec};
+use crate::faults::{self, FaultLogEntry};
+use crate::history::History;
+use crate::report::{SeedResult, Verdict};
+use crate::scenario::Scenario;
+use crate::trace::TraceHasher;
+use crate::workload::{self, consumer, producer, Event, Recorder};
+use ksim_broker::client::{Admin, AdminConfig};
+use ksim_broker::config::Settings;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Bound on cluster setup (registration, topic creation, leaders).
+pub const SETUP_TIMEOUT_MS: u64 = 60_000;
+
+/// What the simulation produced, before checking.
+pub struct RunOutput {
+    pub events: Vec<Event>,
+    pub faults: Vec<FaultLogEntry>,
+    pub sim_ms: u64,
+    /// The final reader reached the end of every partition.
+    pub final_reads_complete: bool,
+}
+
+/// A TOML config value as the string Kafka's config parsers expect.
+pub fn value_string(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn settings_of(map: &BTreeMap<String, toml::Value>) -> Settings {
+    Settings(map.iter().map(|(k, v)| (k.clone(), value_string(v))).collect())
+}
+
+fn string_map(map: &BTreeMap<String, toml::Value>) -> BTreeMap<String, String> {
+    settings_of(map).0
+}
+
+/// Runs one seed and judges it against the scenario's expectation.
+pub fn run_seed(scenario: &Scenario, seed: u64) -> anyhow::Result<SeedResult> {
+    let wall = std::time::Instant::now();
+    let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    let sc = scenario.clone();
+    let out = rt.block_on(simulate(sc, seed))?;
+    let wall_ms = wall.elapsed().as_millis() as u64;
+    Ok(judge(scenario, seed, out, wall_ms))
+}
+
+/// Turns a run's output into its verdict, anomalies and trace hash.
+pub fn judge(scenario: &Scenario, seed: u64, out: RunOutput, wall_ms: u64) -> SeedResult {
+    let history = to_history(&out.events);
+    let mut hasher = TraceHasher::new();
+    for line in history.to_jsonl().lines() {
+        hasher.line(line);
+    }
+    for f in &out.faults {
+        hasher.line(&serde_json::to_string(f).expect("fault log entry serialises"));
+    }
+    let details = checker::check_all(&history);
+    SeedResult::new(scenario, seed, hasher.finish(), out.sim_ms, wall_ms, out.faults.len() as u64, history, details)
+}
+
+/// Maps recorder events onto the history contract.
+pub fn to_history(events: &[Event]) -> History {
+    use crate::history::Op;
+    let mut h = History::default();
+    for e in events {
+        let op = match e {
+            Event::Send { process, t_ms, partition, value, outcome } => match outcome {
+                workload::SendOutcome::Ok(offset) => Op::send_ok(*process, *t_ms, partition, *value, *offset),
+                workload::SendOutcome::Fail(_) => Op::send_fail(*process, *t_ms, partition, *value),
+                workload::SendOutcome::Info(_) => Op::send_info(*process, *t_ms, partition, *value),
+            },
+            Event::Poll { process, t_ms, reads } => Op::poll_ok(*process, *t_ms, reads.clone()),
+            Event::Assign { process, t_ms, partitions } => Op::assign_ok(*process, *t_ms, partitions.clone()),
+        };
+        h.push(op);
+    }
+    h
+}
+
+/// The simulation itself (runs inside the madsim runtime).
+pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let spec = ClusterSpec {
+        brokers: sc.cluster.brokers as usize,
+        controllers: sc.cluster.controllers as usize,
+        log_dirs: sc.cluster.log_dirs as usize,
+        os_writeback_ms: sc.cluster.os_writeback_ms,
+        settings: settings_of(&sc.cluster.config),
+    };
+    for f in &sc.faults.at {
+        anyhow::ensure!(faults::supported(&f.kind), "fault kind {:?} is not implemented yet", f.kind);
+    }
+    if let Some(r) = &sc.faults.random {
+        for k in &r.kinds {
+            anyhow::ensure!(faults::supported(k), "fault kind {k:?} is not implemented yet");
+        }
+    }
+    anyhow::ensure!(
+        sc.consumers.iter().all(|c| c.group.is_none()),
+        "consumer groups are not implemented yet (omit `group` for assign-mode consumers)"
+    );
+    let cluster = Mutex::new(Cluster::build(&spec));
+    let bootstrap = cluster.lock().unwrap().bootstrap();
+    let handle = madsim::runtime::Handle::current();
+    let mut next_ip = 0usize;
+    let mut client_node = |name: String| {
+        let ip = client_ip(next_ip);
+        next_ip += 1;
+        handle.create_node().name(name).ip(ip).build()
+    };
+
+    // Setup: create topics, wait for leaders.
+    let admin_node = client_node("admin".into());
+    let topics: Vec<(String, i32, i32, BTreeMap<String, String>)> = sc
+        .topics
+        .iter()
+        .map(|t| (t.name.clone(), t.partitions as i32, t.replication_factor as i32, string_map(&t.config)))
+        .collect();
+    let b = bootstrap.clone();
+    let setup = admin_node.spawn(async move {
+        let admin = Admin::new(b, AdminConfig::from_map(&BTreeMap::new()).expect("default admin config"));
+        for (name, partitions, rf, configs) in &topics {
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(SETUP_TIMEOUT_MS);
+            loop {
+                match admin.create_topic(name, *partitions, *rf, configs.clone()).await {
+                    Ok(()) => break,
+                    Err(e) if tokio::time::Instant::now() >= deadline => {
+                        return Err(anyhow::anyhow!("creating topic {name}: {e}"));
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            }
+            admin
+                .wait_for_leaders(name, *partitions, Duration::from_millis(SETUP_TIMEOUT_MS))
+                .await
+                .map_err(|e| anyhow::anyhow!("waiting for leaders of {name}: {e}"))?;
+        }
+        Ok::<(), anyhow::Error>(())
+    });
+    setup.await.map_err(|e| anyhow::anyhow!("setup task: {e}"))??;
+
+    // Main phase.
+    let start = tokio::time::Instant::now();
+    let rec = Arc::new(Recorder::new(start));
+    let duration_ms = sc.run.duration_ms;
+    let partitions_of: BTreeMap<String, i32> = sc.topics.iter().map(|t| (t.name.clone(), t.partitions as i32)).collect();
+    let mut process = 0u64;
+    let mut joins = Vec::new();
+    for p in &sc.producers {
+        for _ in 0..p.count {
+            let node = client_node(format!("producer-{process}"));
+            let spec = producer::ProducerSpec {
+                process,
+                topic: p.topic.clone(),
+                partitions: partitions_of[&p.topic],
+                rate_per_s: p.rate_per_s as f64,
+                keys: p.keys as u64,
+                config: string_map(&p.config),
+                seed,
+                stop_ms: duration_ms,
+            };
+            joins.push(node.spawn(producer::run(spec, bootstrap.clone(), rec.clone())));
+            process += 1;
+        }
+    }
+    let consumer_topics = |names: &[String]| -> Vec<(String, i32)> {
+        names.iter().map(|t| (t.clone(), partitions_of[t])).collect()
+    };
+    for c in &sc.consumers {
+        for _ in 0..c.count {
+            let node = client_node(format!("consumer-{process}"));
+            let spec = consumer::ConsumerSpec {
+                process,
+                topics: consumer_topics(&c.topics),
+                config: string_map(&c.config),
+                process_ms: c.process_ms,
+                stop_ms: duration_ms,
+            };
+            joins.push(node.spawn(consumer::run(spec, bootstrap.clone(), rec.clone())));
+            process += 1;
+        }
+    }
+    let events = faults::schedule(&sc, &mut rng);
+    let fault_log = faults::inject(&cluster, events, sc.run.heal_ms.min(duration_ms), &mut rng, start).await;
+    for j in joins {
+        let _ = j.await;
+    }
+
+    // Final polls: one fresh reader over every topic.
+    let all_topics: Vec<String> = sc.topics.iter().map(|t| t.name.clone()).collect();
+    let node = client_node("final-reader".into());
+    let spec = consumer::ConsumerSpec {
+        process,
+        topics: consumer_topics(&all_topics),
+        config: BTreeMap::new(),
+        process_ms: 0,
+        stop_ms: u64::MAX,
+    };
+    let deadline_ms = rec.now_ms() + sc.run.final_poll_ms;
+    let complete = node
+        .spawn(consumer::final_poll(spec, bootstrap.clone(), rec.clone(), deadline_ms))
+        .await
+        .unwrap_or(false);
+    Ok(RunOutput { events: rec.take(), faults: fault_log, sim_ms: rec.now_ms(), final_reads_complete: complete })
+}
+
+/// Convenience for tests: the verdict of one seed.
+pub fn verdict_of(scenario: &Scenario, seed: u64) -> anyhow::Result<Verdict> {
+    Ok(run_seed(scenario, seed)?.verdict)
+}

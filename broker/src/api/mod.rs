@@ -1,1 +1,49 @@
-//! TODO(owner): see lib.rs layout.
+//! One file per Kafka API the broker answers; `dispatch` routes a decoded
+//! request to its handler.
+
+pub mod api_versions;
+pub mod create_topics;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use crate::protocol::DecodedRequest;
+use crate::server::BrokerShared;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use std::sync::Arc;
+
+/// (api, min version, max version) this broker implements.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 9),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 1, 12),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 2, 7),
+];
+
+pub fn supported(api: ApiKey, version: i16) -> bool {
+    SUPPORTED.iter().any(|&(a, lo, hi)| a == api && (lo..=hi).contains(&version))
+}
+
+/// Routes a request; `None` means send no response (acks=0 produce).
+/// Requests for APIs or versions we do not implement get `None` too after
+/// logging, and the connection is kept (the client will time out); the
+/// dispatcher is not reached for versions the codec cannot decode.
+pub async fn dispatch(shared: &Arc<BrokerShared>, req: DecodedRequest) -> Option<ResponseKind> {
+    let version = req.header.request_api_version;
+    if !supported(req.api_key, version) {
+        tracing::warn!(broker = shared.config.id, api = ?req.api_key, version, "unsupported request");
+        return None;
+    }
+    match req.body {
+        RequestKind::ApiVersions(_) => Some(ResponseKind::ApiVersions(api_versions::handle())),
+        RequestKind::Metadata(r) => Some(ResponseKind::Metadata(metadata::handle(shared, r, version))),
+        RequestKind::CreateTopics(r) => Some(ResponseKind::CreateTopics(create_topics::handle(shared, r, version).await)),
+        RequestKind::Produce(r) => produce::handle(shared, r).await.map(ResponseKind::Produce),
+        RequestKind::Fetch(r) => Some(ResponseKind::Fetch(fetch::handle(shared, r).await)),
+        RequestKind::ListOffsets(r) => Some(ResponseKind::ListOffsets(list_offsets::handle(shared, r))),
+        _ => None,
+    }
+}

@@ -1,0 +1,71 @@
+//! Broker ↔ controller messages.
+//!
+//! # Format
+//!
+//! These are internal to ksim (Kafka's KRaft uses BrokerHeartbeat, a metadata
+//! log fetch and AlterPartition; we keep the same meanings in a simpler
+//! shape): one JSON document per frame, framed like Kafka requests, one
+//! request per connection round trip.
+
+use super::image::{MetadataImage, PartitionState};
+use crate::config::Settings;
+use crate::protocol::{read_frame, write_frame};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ControllerRequest {
+    /// Periodic liveness + registration; answered with the image when the
+    /// broker's copy is older.
+    Heartbeat { broker_id: i32, incarnation: u64, host: String, port: u16, known_version: u64 },
+    /// A leader asks to change its partition's ISR.
+    AlterPartition {
+        broker_id: i32,
+        topic: String,
+        partition: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        new_isr: Vec<i32>,
+    },
+    CreateTopic { name: String, partitions: i32, replication_factor: i32, configs: Settings },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ControllerResponse {
+    Heartbeat { image: Option<MetadataImage>, fenced: bool },
+    AlterPartition { result: Result<PartitionState, RpcError> },
+    CreateTopic { result: Result<(), RpcError> },
+}
+
+/// Errors carried as Kafka error codes so brokers can pass them on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpcError {
+    pub code: i16,
+    pub message: String,
+}
+
+impl RpcError {
+    pub fn new(code: i16, message: impl Into<String>) -> Self {
+        RpcError { code, message: message.into() }
+    }
+}
+
+/// One request/response round trip to `addr`, bounded by `timeout`.
+pub async fn call(
+    addr: SocketAddr,
+    req: &ControllerRequest,
+    timeout: Duration,
+) -> anyhow::Result<ControllerResponse> {
+    let fut = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        write_frame(&mut stream, &serde_json::to_vec(req)?).await?;
+        let frame = read_frame(&mut stream)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("controller closed the connection"))?;
+        Ok::<_, anyhow::Error>(serde_json::from_slice(&frame)?)
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| anyhow::anyhow!("controller {addr} timed out"))?
+}

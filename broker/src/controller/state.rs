@@ -1,0 +1,380 @@
+//! The controller's state machine: events in, a new image out. No I/O.
+//!
+//! Leader election follows KRaft: a new leader comes from the ISR minus
+//! fenced brokers, in replica order; with `unclean.leader.election.enable`
+//! an out-of-sync live replica may lead when no ISR member is alive. A
+//! fenced broker leaves every ISR it is in unless it is the last member
+//! (then the partition has no leader and keeps that ISR, as Kafka does).
+
+use super::image::{BrokerInfo, MetadataImage, PartitionState, TopicInfo, NO_LEADER};
+use super::rpc::RpcError;
+use crate::config::{Settings, TopicSettings};
+use kafka_protocol::error::ResponseError;
+use std::collections::BTreeMap;
+
+/// Bound on partitions one topic may have (a named limit, as everything).
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct ControllerState {
+    pub image: MetadataImage,
+    /// Broker defaults (`unclean.leader.election.enable`, …).
+    pub broker_settings: Settings,
+    pub session_timeout_ms: u64,
+    /// Last heartbeat per broker, simulated ms.
+    last_heartbeat_ms: BTreeMap<i32, u64>,
+    /// Counter for topic ids (deterministic, unlike random UUIDs).
+    next_topic_id: u64,
+}
+
+/// What happened, for logs and the run's event trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControllerEvent {
+    BrokerFenced(i32),
+    BrokerUnfenced(i32),
+    BrokerRestarted(i32),
+    LeaderElected { topic: String, partition: i32, leader: i32, epoch: i32, unclean: bool },
+    IsrChanged { topic: String, partition: i32, isr: Vec<i32> },
+}
+
+impl ControllerState {
+    pub fn new(broker_settings: Settings, session_timeout_ms: u64) -> Self {
+        ControllerState {
+            image: MetadataImage::default(),
+            broker_settings,
+            session_timeout_ms,
+            last_heartbeat_ms: BTreeMap::new(),
+            next_topic_id: 1,
+        }
+    }
+
+    /// Restores from a persisted image; every broker gets a fresh session.
+    pub fn restore(image: MetadataImage, broker_settings: Settings, session_timeout_ms: u64, now_ms: u64) -> Self {
+        let last_heartbeat_ms = image.brokers.keys().map(|&b| (b, now_ms)).collect();
+        let next_topic_id = image.topics.len() as u64 + 1;
+        ControllerState { image, broker_settings, session_timeout_ms, last_heartbeat_ms, next_topic_id }
+    }
+
+    fn bump(&mut self) {
+        self.image.version += 1;
+        self.image.assert_invariants();
+    }
+
+    /// A broker heartbeat. A new incarnation of a known broker is handled as
+    /// a fence followed by an unfence: its replicas may have lost unflushed
+    /// data, so it must not keep leadership or ISR membership across restarts.
+    pub fn heartbeat(&mut self, broker_id: i32, incarnation: u64, host: &str, port: u16, now_ms: u64) -> Vec<ControllerEvent> {
+        let mut events = Vec::new();
+        self.last_heartbeat_ms.insert(broker_id, now_ms);
+        match self.image.brokers.get(&broker_id).cloned() {
+            None => {
+                self.image.brokers.insert(
+                    broker_id,
+                    BrokerInfo { id: broker_id, host: host.to_string(), port, fenced: false, incarnation },
+                );
+                events.push(ControllerEvent::BrokerUnfenced(broker_id));
+                self.elect_leaderless(&mut events);
+                self.bump();
+            }
+            Some(info) => {
+                let restarted = info.incarnation != incarnation;
+                if restarted && !info.fenced {
+                    events.push(ControllerEvent::BrokerRestarted(broker_id));
+                    self.fence(broker_id, &mut events);
+                }
+                if restarted || info.fenced {
+                    let b = self.image.brokers.get_mut(&broker_id).expect("known broker");
+                    b.fenced = false;
+                    b.incarnation = incarnation;
+                    b.host = host.to_string();
+                    b.port = port;
+                    events.push(ControllerEvent::BrokerUnfenced(broker_id));
+                    self.elect_leaderless(&mut events);
+                    self.bump();
+                }
+            }
+        }
+        events
+    }
+
+    /// Fences brokers whose session expired.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<ControllerEvent> {
+        let mut events = Vec::new();
+        let expired: Vec<i32> = self
+            .image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter(|b| {
+                let last = self.last_heartbeat_ms.get(&b.id).copied().unwrap_or(0);
+                now_ms.saturating_sub(last) > self.session_timeout_ms
+            })
+            .map(|b| b.id)
+            .collect();
+        for id in expired {
+            self.fence(id, &mut events);
+            self.bump();
+        }
+        events
+    }
+
+    fn fence(&mut self, broker_id: i32, events: &mut Vec<ControllerEvent>) {
+        if let Some(b) = self.image.brokers.get_mut(&broker_id) {
+            b.fenced = true;
+        }
+        events.push(ControllerEvent::BrokerFenced(broker_id));
+        let names: Vec<String> = self.image.topics.keys().cloned().collect();
+        for name in names {
+            let n = self.image.topics[&name].partitions.len();
+            for p in 0..n {
+                let (contains, leader_is_it, isr_len) = {
+                    let ps = &self.image.topics[&name].partitions[p];
+                    (ps.isr.contains(&broker_id), ps.leader == broker_id, ps.isr.len())
+                };
+                if !contains && !leader_is_it {
+                    continue;
+                }
+                if contains && isr_len > 1 {
+                    let ps = &mut self.image.topics.get_mut(&name).unwrap().partitions[p];
+                    ps.isr.retain(|&r| r != broker_id);
+                    ps.partition_epoch += 1;
+                    events.push(ControllerEvent::IsrChanged { topic: name.clone(), partition: p as i32, isr: ps.isr.clone() });
+                }
+                if leader_is_it {
+                    self.elect(&name, p, events);
+                }
+            }
+        }
+    }
+
+    /// Elects a leader for every partition that has none.
+    fn elect_leaderless(&mut self, events: &mut Vec<ControllerEvent>) {
+        let names: Vec<String> = self.image.topics.keys().cloned().collect();
+        for name in names {
+            let n = self.image.topics[&name].partitions.len();
+            for p in 0..n {
+                if self.image.topics[&name].partitions[p].leader == NO_LEADER {
+                    self.elect(&name, p, events);
+                }
+            }
+        }
+    }
+
+    /// Chooses a leader for `name/p` from the live ISR (or, when allowed,
+    /// any live replica), bumping the leader epoch when it changes.
+    fn elect(&mut self, name: &str, p: usize, events: &mut Vec<ControllerEvent>) {
+        let topic = &self.image.topics[name];
+        let settings = TopicSettings::resolve(&self.broker_settings, &topic.configs);
+        let ps = &topic.partitions[p];
+        let live = |r: &i32| !self.image.is_fenced(*r);
+        let clean = ps.replicas.iter().copied().find(|r| ps.isr.contains(r) && live(r));
+        let (leader, unclean) = match clean {
+            Some(l) => (l, false),
+            None if settings.unclean_leader_election_enable => {
+                match ps.replicas.iter().copied().find(|r| live(r)) {
+                    Some(l) => (l, true),
+                    None => (NO_LEADER, false),
+                }
+            }
+            None => (NO_LEADER, false),
+        };
+        let ps = &mut self.image.topics.get_mut(name).unwrap().partitions[p];
+        if leader == ps.leader {
+            return;
+        }
+        ps.leader = leader;
+        ps.partition_epoch += 1;
+        if leader != NO_LEADER {
+            ps.leader_epoch += 1;
+            if unclean {
+                ps.isr = vec![leader];
+            }
+            events.push(ControllerEvent::LeaderElected {
+                topic: name.to_string(),
+                partition: p as i32,
+                leader,
+                epoch: ps.leader_epoch,
+                unclean,
+            });
+        }
+    }
+
+    /// AlterPartition from a leader (KIP-497): checked against the current
+    /// leader epoch and partition epoch; new ISR members must be live.
+    pub fn alter_partition(
+        &mut self,
+        broker_id: i32,
+        topic: &str,
+        partition: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        new_isr: Vec<i32>,
+    ) -> Result<PartitionState, RpcError> {
+        let ps = self
+            .image
+            .partition(topic, partition)
+            .ok_or_else(|| RpcError::new(ResponseError::UnknownTopicOrPartition.code(), "no such partition"))?
+            .clone();
+        if ps.leader != broker_id || ps.leader_epoch != leader_epoch {
+            return Err(RpcError::new(ResponseError::FencedLeaderEpoch.code(), "not the current leader"));
+        }
+        if ps.partition_epoch != partition_epoch {
+            return Err(RpcError::new(ResponseError::InvalidUpdateVersion.code(), "stale partition epoch"));
+        }
+        if !new_isr.contains(&broker_id) || new_isr.iter().any(|r| !ps.replicas.contains(r)) {
+            return Err(RpcError::new(ResponseError::InvalidRequest.code(), "ISR must hold the leader and only replicas"));
+        }
+        if new_isr.iter().any(|r| !ps.isr.contains(r) && self.image.is_fenced(*r)) {
+            return Err(RpcError::new(ResponseError::IneligibleReplica.code(), "fenced replica cannot join the ISR"));
+        }
+        let mut isr = new_isr;
+        isr.sort_unstable();
+        isr.dedup();
+        let ps = &mut self.image.topics.get_mut(topic).unwrap().partitions[partition as usize];
+        ps.isr = isr;
+        ps.partition_epoch += 1;
+        let out = ps.clone();
+        self.bump();
+        Ok(out)
+    }
+
+    /// CreateTopics: replicas placed round-robin over registered brokers,
+    /// first replica preferred leader; ISR = the live replicas.
+    pub fn create_topic(&mut self, name: &str, partitions: i32, replication_factor: i32, configs: Settings) -> Result<(), RpcError> {
+        if self.image.topics.contains_key(name) {
+            return Err(RpcError::new(ResponseError::TopicAlreadyExists.code(), format!("topic {name} exists")));
+        }
+        if name.is_empty() || name.len() > 249 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+            return Err(RpcError::new(ResponseError::InvalidTopicException.code(), format!("invalid topic name {name:?}")));
+        }
+        if partitions < 1 || partitions > MAX_PARTITIONS_PER_TOPIC {
+            return Err(RpcError::new(ResponseError::InvalidPartitions.code(), format!("partitions {partitions}")));
+        }
+        let brokers: Vec<i32> = self.image.brokers.keys().copied().collect();
+        if replication_factor < 1 || replication_factor as usize > brokers.len() {
+            return Err(RpcError::new(
+                ResponseError::InvalidReplicationFactor.code(),
+                format!("replication factor {replication_factor} with {} brokers", brokers.len()),
+            ));
+        }
+        let mut parts = Vec::with_capacity(partitions as usize);
+        for p in 0..partitions {
+            let replicas: Vec<i32> = (0..replication_factor)
+                .map(|i| brokers[(p + i) as usize % brokers.len()])
+                .collect();
+            let isr: Vec<i32> = replicas.iter().copied().filter(|r| !self.image.is_fenced(*r)).collect();
+            let (leader, isr) = match isr.first() {
+                Some(&l) => (l, isr),
+                None => (NO_LEADER, vec![replicas[0]]),
+            };
+            parts.push(PartitionState { partition: p, replicas, isr, leader, leader_epoch: 0, partition_epoch: 0 });
+        }
+        let mut topic_id = [0u8; 16];
+        topic_id[8..].copy_from_slice(&self.next_topic_id.to_be_bytes());
+        self.next_topic_id += 1;
+        self.image.topics.insert(
+            name.to_string(),
+            TopicInfo { name: name.to_string(), topic_id, configs, partitions: parts },
+        );
+        self.bump();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster3() -> ControllerState {
+        let mut c = ControllerState::new(Settings::new(), 9000);
+        for b in 1..=3 {
+            c.heartbeat(b, 100 + b as u64, "h", 9092, 0);
+        }
+        c.create_topic("t", 3, 3, Settings::new()).unwrap();
+        c
+    }
+
+    #[test]
+    fn kraft_fenced_leader_is_replaced_from_the_isr_and_epoch_bumps() {
+        let mut c = cluster3();
+        let before = c.image.partition("t", 0).unwrap().clone();
+        assert_eq!(before.leader, 1);
+        for b in 2..=3 {
+            c.heartbeat(b, 100 + b as u64, "h", 9092, 5000);
+        }
+        let ev = c.tick(9500);
+        assert!(ev.contains(&ControllerEvent::BrokerFenced(1)));
+        let after = c.image.partition("t", 0).unwrap();
+        assert_eq!(after.leader, 2);
+        assert_eq!(after.leader_epoch, before.leader_epoch + 1);
+        assert_eq!(after.isr, vec![2, 3]);
+    }
+
+    #[test]
+    fn last_isr_member_fenced_leaves_partition_leaderless_without_unclean() {
+        let mut c = cluster3();
+        let ps = c.image.partition("t", 0).unwrap().clone();
+        c.alter_partition(1, "t", 0, ps.leader_epoch, ps.partition_epoch, vec![1]).unwrap();
+        c.heartbeat(2, 102, "h", 9092, 9000);
+        c.heartbeat(3, 103, "h", 9092, 9000);
+        c.tick(9500);
+        let ps = c.image.partition("t", 0).unwrap();
+        assert_eq!(ps.leader, NO_LEADER);
+        assert_eq!(ps.isr, vec![1]);
+    }
+
+    #[test]
+    fn unclean_election_picks_live_out_of_sync_replica() {
+        let mut c = ControllerState::new(Settings::from_pairs([("unclean.leader.election.enable", "true")]), 9000);
+        for b in 1..=3 {
+            c.heartbeat(b, b as u64, "h", 9092, 0);
+        }
+        c.create_topic("t", 1, 3, Settings::new()).unwrap();
+        let ps = c.image.partition("t", 0).unwrap().clone();
+        c.alter_partition(1, "t", 0, ps.leader_epoch, ps.partition_epoch, vec![1]).unwrap();
+        c.heartbeat(2, 2, "h", 9092, 9000);
+        c.heartbeat(3, 3, "h", 9092, 9000);
+        c.tick(9500);
+        let ps = c.image.partition("t", 0).unwrap();
+        assert_eq!(ps.leader, 2);
+        assert_eq!(ps.isr, vec![2]);
+    }
+
+    #[test]
+    fn restarted_broker_loses_leadership_even_within_session_timeout() {
+        let mut c = cluster3();
+        let ev = c.heartbeat(1, 999, "h", 9092, 1000);
+        assert!(ev.contains(&ControllerEvent::BrokerRestarted(1)));
+        let ps = c.image.partition("t", 0).unwrap();
+        assert_ne!(ps.leader, 1);
+        assert!(!ps.isr.contains(&1));
+        assert!(!c.image.is_fenced(1));
+    }
+
+    #[test]
+    fn alter_partition_rejects_stale_epochs_and_fenced_joiners() {
+        let mut c = cluster3();
+        let ps = c.image.partition("t", 0).unwrap().clone();
+        let e = c.alter_partition(1, "t", 0, ps.leader_epoch + 1, ps.partition_epoch, vec![1]).unwrap_err();
+        assert_eq!(e.code, ResponseError::FencedLeaderEpoch.code());
+        let e = c.alter_partition(1, "t", 0, ps.leader_epoch, ps.partition_epoch + 7, vec![1]).unwrap_err();
+        assert_eq!(e.code, ResponseError::InvalidUpdateVersion.code());
+        let ok = c.alter_partition(1, "t", 0, ps.leader_epoch, ps.partition_epoch, vec![1, 2]).unwrap();
+        assert_eq!(ok.isr, vec![1, 2]);
+        c.heartbeat(1, 101, "h", 9092, 9000);
+        c.heartbeat(2, 102, "h", 9092, 9000);
+        c.tick(9500); // broker 3 fenced
+        let ps = c.image.partition("t", 0).unwrap().clone();
+        let e = c.alter_partition(1, "t", 0, ps.leader_epoch, ps.partition_epoch, vec![1, 2, 3]).unwrap_err();
+        assert_eq!(e.code, ResponseError::IneligibleReplica.code());
+    }
+
+    #[test]
+    fn create_topic_validates_replication_factor_and_duplicates() {
+        let mut c = cluster3();
+        assert_eq!(c.create_topic("t", 1, 1, Settings::new()).unwrap_err().code, ResponseError::TopicAlreadyExists.code());
+        assert_eq!(c.create_topic("u", 1, 4, Settings::new()).unwrap_err().code, ResponseError::InvalidReplicationFactor.code());
+        c.create_topic("u", 2, 2, Settings::new()).unwrap();
+        assert_eq!(c.image.partition("u", 1).unwrap().replicas, vec![2, 3]);
+    }
+}

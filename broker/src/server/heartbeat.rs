@@ -1,0 +1,153 @@
+//! Controller heartbeats, applying the metadata image, and ISR upkeep.
+
+use super::{fetcher, BrokerShared, TopicPartition};
+use crate::controller::image::MetadataImage;
+use crate::controller::rpc::{call, ControllerRequest, ControllerResponse};
+use crate::replica::Role;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Bound on one controller round trip.
+pub const CONTROLLER_RPC_TIMEOUT_MS: u64 = 3_000;
+/// How often leaders check their ISR (shrink and expand).
+pub const ISR_CHECK_INTERVAL_MS: u64 = 250;
+
+/// Sends one request to the first controller that answers.
+pub async fn controller_call(shared: &BrokerShared, req: &ControllerRequest) -> anyhow::Result<ControllerResponse> {
+    let mut last_err = anyhow::anyhow!("no controllers configured");
+    for addr in &shared.config.controllers {
+        match call(*addr, req, Duration::from_millis(CONTROLLER_RPC_TIMEOUT_MS)).await {
+            Ok(r) => return Ok(r),
+            Err(e) => last_err = e,
+        }
+    }
+    Err(last_err)
+}
+
+/// One heartbeat now; applies any newer image.
+pub async fn heartbeat_once(shared: &Arc<BrokerShared>, hw_checkpoints: &BTreeMap<TopicPartition, i64>) -> anyhow::Result<()> {
+    let known_version = shared.image.lock().unwrap().version;
+    let req = ControllerRequest::Heartbeat {
+        broker_id: shared.config.id,
+        incarnation: shared.incarnation,
+        host: shared.config.advertised_host.clone(),
+        port: shared.config.advertised_port,
+        known_version,
+    };
+    if let ControllerResponse::Heartbeat { image: Some(image), .. } = controller_call(shared, &req).await? {
+        apply_image(shared, image, hw_checkpoints);
+    }
+    Ok(())
+}
+
+pub async fn heartbeat_loop(shared: Arc<BrokerShared>, hw_checkpoints: BTreeMap<TopicPartition, i64>) {
+    let interval = Duration::from_millis(shared.config.heartbeat_interval_ms());
+    loop {
+        if let Err(e) = heartbeat_once(&shared, &hw_checkpoints).await {
+            tracing::debug!(broker = shared.config.id, "heartbeat failed: {e}");
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Mirrors the controller's image: opens new local replicas, changes roles,
+/// starts fetchers for the leaders we now follow.
+pub fn apply_image(shared: &Arc<BrokerShared>, image: MetadataImage, hw_checkpoints: &BTreeMap<TopicPartition, i64>) {
+    {
+        let mut mine = shared.image.lock().unwrap();
+        if image.version <= mine.version {
+            return;
+        }
+        *mine = image.clone();
+    }
+    let me = shared.config.id;
+    let now_ms = shared.now_ms();
+    let mut leaders_followed = Vec::new();
+    for (name, topic) in &image.topics {
+        for ps in &topic.partitions {
+            if !ps.replicas.contains(&me) {
+                continue;
+            }
+            let key = (name.clone(), ps.partition);
+            let exists = shared.partitions.lock().unwrap().contains_key(&key);
+            if !exists {
+                let hw = hw_checkpoints.get(&key).copied().unwrap_or(0);
+                match shared.open_partition(name, ps.partition, hw) {
+                    Ok(p) => {
+                        shared.partitions.lock().unwrap().insert(key.clone(), p);
+                    }
+                    Err(e) => {
+                        tracing::error!(broker = me, "cannot open {name}/{}: {e}", ps.partition);
+                        continue;
+                    }
+                }
+            }
+            let mut parts = shared.partitions.lock().unwrap();
+            let p = parts.get_mut(&key).expect("just opened");
+            if p.apply_state(ps.clone(), now_ms) {
+                tracing::info!(broker = me, topic = %name, partition = ps.partition, role = ?p.role, epoch = ps.leader_epoch, "role change");
+            }
+            if let Role::Follower { leader } = p.role {
+                leaders_followed.push(leader);
+            }
+        }
+    }
+    for leader in leaders_followed {
+        let mut fetchers = shared.fetchers.lock().unwrap();
+        if fetchers.insert(leader) {
+            tokio::spawn(fetcher::fetcher_loop(shared.clone(), leader));
+        }
+    }
+    shared.progress.notify_waiters();
+}
+
+/// Leaders ask the controller to shrink or expand their ISR.
+pub async fn isr_loop(shared: Arc<BrokerShared>) {
+    let lag_ms = shared.config.replica_lag_time_max_ms();
+    loop {
+        tokio::time::sleep(Duration::from_millis(ISR_CHECK_INTERVAL_MS)).await;
+        let now_ms = shared.now_ms();
+        let wanted: Vec<(TopicPartition, i32, i32, Vec<i32>)> = {
+            let mut parts = shared.partitions.lock().unwrap();
+            parts
+                .iter_mut()
+                .filter_map(|(k, p)| {
+                    let isr = p.wanted_isr_change(lag_ms, now_ms)?;
+                    p.pending_isr = Some(isr.clone());
+                    Some((k.clone(), p.state.leader_epoch, p.state.partition_epoch, isr))
+                })
+                .collect()
+        };
+        for ((topic, partition), leader_epoch, partition_epoch, new_isr) in wanted {
+            let req = ControllerRequest::AlterPartition {
+                broker_id: shared.config.id,
+                topic: topic.clone(),
+                partition,
+                leader_epoch,
+                partition_epoch,
+                new_isr: new_isr.clone(),
+            };
+            let result = controller_call(&shared, &req).await;
+            let mut parts = shared.partitions.lock().unwrap();
+            let Some(p) = parts.get_mut(&(topic.clone(), partition)) else { continue };
+            match result {
+                Ok(ControllerResponse::AlterPartition { result: Ok(state) }) => {
+                    tracing::info!(broker = shared.config.id, %topic, partition, isr = ?state.isr, "ISR changed");
+                    p.pending_isr = None;
+                    p.apply_state(state, now_ms);
+                }
+                Ok(other) => {
+                    tracing::info!(broker = shared.config.id, %topic, partition, ?other, "AlterPartition refused");
+                    p.pending_isr = None;
+                }
+                Err(e) => {
+                    tracing::debug!(broker = shared.config.id, "AlterPartition failed: {e}");
+                    p.pending_isr = None;
+                }
+            }
+            drop(parts);
+            shared.progress.notify_waiters();
+        }
+    }
+}
