@@ -129,6 +129,11 @@ impl Partition {
                 })
                 .collect();
             self.pending_isr = None;
+            // KIP-279: the new epoch starts at our log end, so followers of
+            // the previous epoch learn where it ended before we append.
+            if let Err(e) = self.log.assign_leader_epoch(new.leader_epoch) {
+                tracing::error!(topic = %self.topic, partition = self.partition, "cannot record leader epoch: {e}");
+            }
         }
         if self.pending_isr.as_ref().is_some_and(|p| *p == new.isr) || new.partition_epoch != self.state.partition_epoch {
             self.pending_isr = None;
@@ -393,7 +398,9 @@ pub fn log_error_code(e: &crate::log::LogError) -> ResponseError {
     use crate::log::LogError as E;
     match e {
         E::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-        E::CorruptBatch { .. } => ResponseError::CorruptMessage,
-        _ => ResponseError::KafkaStorageError,
+        E::CorruptBatch(_) | E::InvalidRecords(_) => ResponseError::CorruptMessage,
+        E::StaleLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        E::NonContiguous { .. } => ResponseError::UnknownServerError,
+        E::CorruptCheckpoint { .. } | E::Io(_) | E::Offline(_) => ResponseError::KafkaStorageError,
     }
 }
