@@ -65,20 +65,25 @@ pub fn judge(scenario: &Scenario, seed: u64, out: RunOutput, wall_ms: u64) -> Se
     for f in &out.faults {
         hasher.line(&serde_json::to_string(f).expect("fault log entry serialises"));
     }
-    let details = checker::check_all(&history);
-    SeedResult::new(scenario, seed, hasher.finish(), out.sim_ms, wall_ms, out.faults.len() as u64, history, details)
+    let check = checker::check_all(&history);
+    let mut result =
+        SeedResult::judge(scenario, seed, history, check, hasher.finish(), out.sim_ms, wall_ms, out.faults.len() as u64);
+    if !out.final_reads_complete {
+        result.notes.push("the final reader did not reach the end of every partition".into());
+    }
+    result
 }
 
 /// Maps recorder events onto the history contract.
 pub fn to_history(events: &[Event]) -> History {
-    use crate::history::Op;
+    use crate::history::{Op, OpType};
     let mut h = History::default();
     for e in events {
         let op = match e {
             Event::Send { process, t_ms, partition, value, outcome } => match outcome {
-                workload::SendOutcome::Ok(offset) => Op::send_ok(*process, *t_ms, partition, *value, *offset),
-                workload::SendOutcome::Fail(_) => Op::send_fail(*process, *t_ms, partition, *value),
-                workload::SendOutcome::Info(_) => Op::send_info(*process, *t_ms, partition, *value),
+                workload::SendOutcome::Ok(offset) => Op::send(*process, *t_ms, OpType::Ok, partition, *value, *offset),
+                workload::SendOutcome::Fail(_) => Op::send(*process, *t_ms, OpType::Fail, partition, *value, None),
+                workload::SendOutcome::Info(_) => Op::send(*process, *t_ms, OpType::Info, partition, *value, None),
             },
             Event::Poll { process, t_ms, reads } => Op::poll_ok(*process, *t_ms, reads.clone()),
             Event::Assign { process, t_ms, partitions } => Op::assign_ok(*process, *t_ms, partitions.clone()),
