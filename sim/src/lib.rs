@@ -18,11 +18,17 @@
 //! - [`trace`]: the trace hash that proves a seed replays identically.
 
 pub mod checker;
-pub mod cluster;
-pub mod faults;
+// TEMP(simcheck): re-enable once the client API lands.
+// pub mod cluster;
+// TEMP(simcheck): re-enable once the client API lands.
+// pub mod faults;
 pub mod history;
-pub mod run;
+pub mod report;
+// TEMP(simcheck): re-enable once the client API lands.
+// pub mod run;
 pub mod scenario;
-pub mod sweep;
+// TEMP(simcheck): re-enable once the client API lands.
+// pub mod sweep;
 pub mod trace;
-pub mod workload;
+// TEMP(simcheck): re-enable once the client API lands.
+// pub mod workload;

@@ -1,0 +1,71 @@
+//! `duplicate`: one value read at more than one offset of a partition
+//! (a retried produce written twice). Forbidden when idempotence is on;
+//! scenarios without it list `duplicate` in `expect.allow`.
+
+use super::{examples, Anomaly};
+use crate::history::History;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const KEY: &str = "duplicate";
+
+pub fn check(h: &History) -> Vec<Anomaly> {
+    let mut offsets: BTreeMap<&str, BTreeMap<i64, BTreeSet<i64>>> = BTreeMap::new();
+    for p in h.polls() {
+        let by_value = offsets.entry(p.partition).or_default();
+        for &(offset, value) in &p.reads {
+            by_value.entry(value).or_default().insert(offset);
+        }
+    }
+    let mut out = Vec::new();
+    for (partition, by_value) in offsets {
+        for (value, at) in by_value {
+            if at.len() < 2 {
+                continue;
+            }
+            let at: Vec<i64> = at.into_iter().collect();
+            out.push(Anomaly {
+                key: KEY,
+                partition: partition.to_string(),
+                value: Some(value),
+                offset: Some(at[1]),
+                detail: format!("value {value} read at {} offsets: {}", at.len(), examples(&at)),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::vectors::*;
+    use super::*;
+
+    #[test]
+    fn value_read_at_two_offsets_is_a_duplicate() {
+        let h = history(vec![ok(1, 0), poll(&[(0, 1), (1, 2), (2, 1)])]);
+        assert_eq!(keys(&check(&h)), vec![(KEY, Some(1), Some(2))]);
+    }
+
+    #[test]
+    fn same_value_at_same_offset_read_twice_is_not_a_duplicate() {
+        let h = history(vec![poll(&[(0, 1), (1, 2)]), poll(&[(0, 1), (1, 2)])]);
+        assert!(check(&h).is_empty());
+    }
+
+    #[test]
+    fn acknowledged_offset_differing_from_read_offset_is_not_a_duplicate() {
+        // Only reads count: the ack says 0, the read says 3.
+        let h = history(vec![ok(1, 0), poll(&[(3, 1)])]);
+        assert!(check(&h).is_empty());
+    }
+
+    #[test]
+    fn same_value_in_two_partitions_is_not_a_duplicate() {
+        let h = history(vec![crate::history::Op::poll_ok(
+            2,
+            0,
+            vec![("events/0".into(), vec![(0, 1)]), ("events/1".into(), vec![(4, 1)])],
+        )]);
+        assert!(check(&h).is_empty());
+    }
+}
