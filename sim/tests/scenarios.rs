@@ -52,6 +52,15 @@ fn line_of(text: &str, needle: &str) -> usize {
     text.lines().position(|l| l.contains(needle)).expect(needle) + 1
 }
 
+/// GOOD with `from` replaced by `to` is rejected on the line holding
+/// `needle`, naming `field`.
+fn rejected_at(from: &str, to: &str, needle: &str, field: &str) -> ScenarioError {
+    let text = with(from, to);
+    let e = err(&text);
+    assert_eq!((e.line, e.field.as_deref()), (line_of(&text, needle), Some(field)), "{e}");
+    e
+}
+
 #[test]
 fn every_fast_scenario_loads() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/fast");
@@ -100,65 +109,47 @@ fn wrong_type_names_file_line_and_field() {
 
 #[test]
 fn unknown_field_names_file_line_and_field() {
-    let text = with("heal_ms = 5000", "heal_ms = 5000\nheal_after = 3");
-    let e = err(&text);
-    assert_eq!((e.line, e.field.as_deref()), (line_of(&text, "heal_after"), Some("heal_after")));
+    let e = rejected_at("heal_ms = 5000", "heal_ms = 5000\nheal_after = 3", "heal_after", "heal_after");
     assert!(e.message.contains("unknown field"), "{e}");
 }
 
 #[test]
 fn bad_target_names_file_line_and_field() {
-    let text = with("target = \"leader:events/0\"", "target = \"leader-of:events\"");
-    let e = err(&text);
-    assert_eq!((e.line, e.field.as_deref()), (line_of(&text, "leader-of"), Some("target")));
+    let e = rejected_at("target = \"leader:events/0\"", "target = \"leader-of:events\"", "leader-of", "target");
     assert!(e.message.contains("bad target"), "{e}");
 }
 
 #[test]
 fn bad_fault_kind_in_inline_table_names_its_field() {
-    let text = with("kinds = [\"crash\"]", "kinds = [\"meteor\"]");
-    let e = err(&text);
-    assert_eq!((e.line, e.field.as_deref()), (line_of(&text, "meteor"), Some("kinds")));
+    rejected_at("kinds = [\"crash\"]", "kinds = [\"meteor\"]", "meteor", "kinds");
 }
 
 #[test]
 fn heal_after_the_end_is_rejected_at_heal_ms() {
-    let text = with("heal_ms = 5000", "heal_ms = 50000");
-    let e = err(&text);
-    assert_eq!((e.line, e.field.as_deref()), (line_of(&text, "heal_ms"), Some("heal_ms")));
+    rejected_at("heal_ms = 5000", "heal_ms = 50000", "heal_ms", "heal_ms");
 }
 
 #[test]
 fn unknown_topics_are_rejected_where_they_are_named() {
-    let text = with("topic = \"events\"", "topic = \"evnts\"");
-    let e = err(&text);
-    assert_eq!((e.line, e.field.as_deref()), (line_of(&text, "evnts"), Some("topic")));
-    let text = with("topics = [\"events\"]", "topics = [\"events\", \"other\"]");
-    let e = err(&text);
-    assert_eq!((e.line, e.field.as_deref()), (line_of(&text, "other"), Some("topics")));
+    rejected_at("topic = \"events\"", "topic = \"evnts\"", "evnts", "topic");
+    rejected_at("topics = [\"events\"]", "topics = [\"events\", \"other\"]", "other", "topics");
     let text = with("leader:events/0", "leader:events/3");
     assert_eq!(err(&text).field.as_deref(), Some("target"));
 }
 
 #[test]
 fn replication_factor_above_brokers_is_rejected() {
-    let text = with("replication_factor = 3", "replication_factor = 4");
-    let e = err(&text);
-    assert_eq!((e.line, e.field.as_deref()), (line_of(&text, "replication_factor"), Some("replication_factor")));
+    rejected_at("replication_factor = 3", "replication_factor = 4", "replication_factor", "replication_factor");
 }
 
 #[test]
 fn inverted_random_fault_interval_is_rejected() {
-    let text = with("every_ms = [1000, 2000]", "every_ms = [3000, 2000]");
-    let e = err(&text);
-    assert_eq!((e.line, e.field.as_deref()), (line_of(&text, "every_ms"), Some("every_ms")));
+    rejected_at("every_ms = [1000, 2000]", "every_ms = [3000, 2000]", "every_ms", "every_ms");
 }
 
 #[test]
 fn expectations_must_name_known_anomalies() {
-    let text = with("verdict = \"pass\"", "verdict = \"pass\"\nallow = [\"dupes\"]");
-    let e = err(&text);
-    assert_eq!((e.line, e.field.as_deref()), (line_of(&text, "dupes"), Some("allow")));
+    rejected_at("verdict = \"pass\"", "verdict = \"pass\"\nallow = [\"dupes\"]", "dupes", "allow");
     let text = with("verdict = \"pass\"", "verdict = \"violation\"");
     assert_eq!(err(&text).field.as_deref(), Some("anomalies"));
     let text = with("verdict = \"pass\"", "verdict = \"violation\"\nanomalies = [\"lost-write\"]");

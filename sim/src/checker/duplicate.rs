@@ -2,37 +2,28 @@
 //! (a retried produce written twice). Forbidden when idempotence is on;
 //! scenarios without it list `duplicate` in `expect.allow`.
 
-use super::{examples, Anomaly};
+use super::{conflicts, examples, note, Anomaly, SeenWith};
 use crate::history::History;
-use std::collections::{BTreeMap, BTreeSet};
 
 pub const KEY: &str = "duplicate";
 
 pub fn check(h: &History) -> Vec<Anomaly> {
-    let mut offsets: BTreeMap<&str, BTreeMap<i64, BTreeSet<i64>>> = BTreeMap::new();
+    let mut offsets_of_value = SeenWith::new();
     for p in h.polls() {
-        let by_value = offsets.entry(p.partition).or_default();
         for &(offset, value) in &p.reads {
-            by_value.entry(value).or_default().insert(offset);
+            note(&mut offsets_of_value, p.partition, value, offset);
         }
     }
-    let mut out = Vec::new();
-    for (partition, by_value) in offsets {
-        for (value, at) in by_value {
-            if at.len() < 2 {
-                continue;
-            }
-            let at: Vec<i64> = at.into_iter().collect();
-            out.push(Anomaly {
-                key: KEY,
-                partition: partition.to_string(),
-                value: Some(value),
-                offset: Some(at[1]),
-                detail: format!("value {value} read at {} offsets: {}", at.len(), examples(&at)),
-            });
-        }
-    }
-    out
+    conflicts(offsets_of_value)
+        .into_iter()
+        .map(|(partition, value, at)| Anomaly {
+            key: KEY,
+            partition: partition.to_string(),
+            value: Some(value),
+            offset: Some(at[1]),
+            detail: format!("value {value} read at {} offsets: {}", at.len(), examples(&at)),
+        })
+        .collect()
 }
 
 #[cfg(test)]

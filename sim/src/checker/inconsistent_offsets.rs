@@ -3,42 +3,33 @@
 //! offset says its value is at that offset). A log that truncates and
 //! reuses offsets after an unclean failover shows this.
 
-use super::{examples, Anomaly};
+use super::{conflicts, examples, note, Anomaly, SeenWith};
 use crate::history::{History, OpType};
-use std::collections::{BTreeMap, BTreeSet};
 
 pub const KEY: &str = "inconsistent-offsets";
 
 pub fn check(h: &History) -> Vec<Anomaly> {
-    let mut values: BTreeMap<&str, BTreeMap<i64, BTreeSet<i64>>> = BTreeMap::new();
+    let mut values_at_offset = SeenWith::new();
     for s in h.sends().filter(|s| s.op_type == OpType::Ok) {
         if let Some(offset) = s.offset {
-            values.entry(s.partition).or_default().entry(offset).or_default().insert(s.value);
+            note(&mut values_at_offset, s.partition, offset, s.value);
         }
     }
     for p in h.polls() {
-        let by_offset = values.entry(p.partition).or_default();
         for &(offset, value) in &p.reads {
-            by_offset.entry(offset).or_default().insert(value);
+            note(&mut values_at_offset, p.partition, offset, value);
         }
     }
-    let mut out = Vec::new();
-    for (partition, by_offset) in values {
-        for (offset, at) in by_offset {
-            if at.len() < 2 {
-                continue;
-            }
-            let at: Vec<i64> = at.into_iter().collect();
-            out.push(Anomaly {
-                key: KEY,
-                partition: partition.to_string(),
-                value: None,
-                offset: Some(offset),
-                detail: format!("offset {offset} holds {} values: {}", at.len(), examples(&at)),
-            });
-        }
-    }
-    out
+    conflicts(values_at_offset)
+        .into_iter()
+        .map(|(partition, offset, values)| Anomaly {
+            key: KEY,
+            partition: partition.to_string(),
+            value: None,
+            offset: Some(offset),
+            detail: format!("offset {offset} holds {} values: {}", values.len(), examples(&values)),
+        })
+        .collect()
 }
 
 #[cfg(test)]

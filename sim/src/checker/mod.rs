@@ -120,6 +120,24 @@ pub(crate) fn acknowledged(h: &History) -> BTreeMap<&str, BTreeMap<i64, Option<i
     acked
 }
 
+/// Per partition, a key (an offset or a value) and everything seen with it.
+pub(crate) type SeenWith<'a> = BTreeMap<&'a str, BTreeMap<i64, BTreeSet<i64>>>;
+
+/// Records that `seen` was observed with `key` in `partition`.
+pub(crate) fn note<'a>(map: &mut SeenWith<'a>, partition: &'a str, key: i64, seen: i64) {
+    map.entry(partition).or_default().entry(key).or_default().insert(seen);
+}
+
+/// Every (partition, key, things seen) where a key was seen with more than
+/// one thing, in partition then key order.
+pub(crate) fn conflicts(map: SeenWith<'_>) -> Vec<(&str, i64, Vec<i64>)> {
+    map.into_iter()
+        .flat_map(|(partition, by_key)| {
+            by_key.into_iter().filter(|(_, seen)| seen.len() > 1).map(move |(k, seen)| (partition, k, seen.into_iter().collect()))
+        })
+        .collect()
+}
+
 /// "a, b, c and N more" for detail lines.
 pub(crate) fn examples<T: std::fmt::Display>(items: &[T]) -> String {
     let shown: Vec<String> = items.iter().take(DETAIL_EXAMPLES_MAX).map(|i| i.to_string()).collect();
