@@ -1,1 +1,281 @@
-fn main() {}
+//! `ksim`: run scenarios over seeds, replay one seed, check a stored
+//! history (DESIGN.md, "CLI contract").
+//!
+//! Exit codes: 0 every seed met the scenario's expectation (for `check`: no
+//! anomaly); 1 at least one did not (its seed and a replay command are
+//! printed); 2 bad usage, a bad scenario file or an unreadable history.
+//!
+//! Environment: `RUST_LOG` is read by the simulation's tracing filter.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use ksim_sim::checker::{self, Anomaly};
+use ksim_sim::history::History;
+use ksim_sim::report::{SeedResult, SweepSummary};
+use ksim_sim::scenario::Scenario;
+use ksim_sim::{run, sweep};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Anomaly details printed per key in text mode; JSON and `--out` keep all.
+const DETAILS_SHOWN_PER_KEY_MAX: usize = 20;
+/// Seeds swept when `--seeds` is not given.
+const DEFAULT_SEEDS: &str = "0..20";
+
+#[derive(Parser)]
+#[command(name = "ksim", version, about = "Kafka-compatible cluster in a deterministic simulation, with fault injection and history checkers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sweep a scenario over seeds.
+    Run {
+        scenario: PathBuf,
+        /// Half-open seed range `A..B` (or one seed `N`).
+        #[arg(long, default_value = DEFAULT_SEEDS, value_parser = parse_seeds)]
+        seeds: Range<u64>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Write each seed's history (`seed-N.jsonl`) and `results.jsonl` here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// OS threads (one simulation each); default: the machine's cores.
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Rerun one seed, with anomaly details.
+    Replay {
+        scenario: PathBuf,
+        #[arg(long)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Minimal failing schedule as a scenario (not implemented yet).
+    Shrink {
+        scenario: PathBuf,
+        #[arg(long)]
+        seed: u64,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Run the checkers on a stored history; exit 1 on anomalies.
+    Check {
+        history: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Real-mode broker on TCP (not implemented yet).
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        listen: String,
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+}
+
+/// `A..B` (half-open, non-empty) or `N` (just seed N).
+fn parse_seeds(s: &str) -> Result<Range<u64>, String> {
+    let bad = || format!("`{s}` is not a seed range: expected A..B with A < B, or N");
+    let range = match s.split_once("..") {
+        Some((a, b)) => a.trim().parse().map_err(|_| bad())?..b.trim().parse().map_err(|_| bad())?,
+        None => {
+            let n: u64 = s.trim().parse().map_err(|_| bad())?;
+            n..n.checked_add(1).ok_or_else(bad)?
+        }
+    };
+    if range.is_empty() {
+        return Err(bad());
+    }
+    Ok(range)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { scenario, seeds, format, out, threads } => {
+            let Some(sc) = load(&scenario) else { return ExitCode::from(2) };
+            let threads = threads.unwrap_or_else(sweep::default_threads).max(1);
+            let on_done = |seed: u64, r: &anyhow::Result<SeedResult>| {
+                if format == Format::Text {
+                    println!("{}", seed_text_line(seed, r));
+                }
+            };
+            let results = sweep::run_seeds(&sc, seeds, threads, &on_done);
+            if let Some(dir) = out {
+                if let Err(e) = write_out(&dir, &results) {
+                    eprintln!("ksim: writing {}: {e}", dir.display());
+                    return ExitCode::from(2);
+                }
+            }
+            finish(&sc, &scenario, &results, format, false)
+        }
+        Command::Replay { scenario, seed, format } => {
+            let Some(sc) = load(&scenario) else { return ExitCode::from(2) };
+            let r = run::run_seed(&sc, seed);
+            if format == Format::Text {
+                println!("{}", seed_text_line(seed, &r));
+            }
+            finish(&sc, &scenario, &[(seed, r)], format, true)
+        }
+        Command::Check { history, format } => check(&history, format),
+        Command::Shrink { .. } => not_implemented("shrink"),
+        Command::Serve { .. } => not_implemented("serve"),
+    }
+}
+
+fn not_implemented(what: &str) -> ExitCode {
+    eprintln!("ksim {what}: not implemented yet");
+    ExitCode::from(2)
+}
+
+/// Loads a scenario or prints its error (file:line: field: message).
+fn load(path: &Path) -> Option<Scenario> {
+    match Scenario::load(path) {
+        Ok(sc) => Some(sc),
+        Err(e) => {
+            eprintln!("ksim: bad scenario: {e}");
+            None
+        }
+    }
+}
+
+fn seed_text_line(seed: u64, r: &anyhow::Result<SeedResult>) -> String {
+    match r {
+        Ok(res) => res.to_text_line(),
+        Err(e) => format!("seed {seed}: error: {e:#}"),
+    }
+}
+
+/// Prints what follows the per-seed lines and picks the exit code.
+fn finish(
+    sc: &Scenario,
+    path: &Path,
+    results: &[(u64, anyhow::Result<SeedResult>)],
+    format: Format,
+    details: bool,
+) -> ExitCode {
+    let ok: Vec<SeedResult> = results.iter().filter_map(|(_, r)| r.as_ref().ok().cloned()).collect();
+    let errors = results.len() - ok.len();
+    let summary = SweepSummary::summarise(sc, &ok, errors);
+    match format {
+        Format::Json => {
+            for (seed, r) in results {
+                match r {
+                    Ok(res) => println!("{}", res.to_json_line()),
+                    Err(e) => println!("{}", error_json_line(*seed, e)),
+                }
+            }
+            println!("{}", summary.to_json_line());
+        }
+        Format::Text => {
+            if details {
+                for res in &ok {
+                    print_details(&res.details);
+                }
+            }
+            for (seed, r) in results {
+                if !r.as_ref().is_ok_and(|res| res.met) {
+                    println!("ksim replay {} --seed {seed}", path.display());
+                }
+            }
+            println!("{}", summary.to_text_line());
+        }
+    }
+    if summary.met() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `{"seed":N,"error":"…"}`: a seed whose run failed, keys in that order.
+fn error_json_line(seed: u64, e: &anyhow::Error) -> String {
+    format!("{{\"seed\":{seed},\"error\":{}}}", serde_json::Value::String(format!("{e:#}")))
+}
+
+/// Anomaly details, at most [`DETAILS_SHOWN_PER_KEY_MAX`] per key.
+fn print_details(anomalies: &[Anomaly]) {
+    for key in checker::IMPLEMENTED {
+        let of_key: Vec<&Anomaly> = anomalies.iter().filter(|a| a.key == *key).collect();
+        for a in of_key.iter().take(DETAILS_SHOWN_PER_KEY_MAX) {
+            println!("  {} {}: {}", a.key, a.partition, a.detail);
+        }
+        if of_key.len() > DETAILS_SHOWN_PER_KEY_MAX {
+            println!("  … {} more {key}", of_key.len() - DETAILS_SHOWN_PER_KEY_MAX);
+        }
+    }
+}
+
+/// `--out DIR`: each seed's history as `seed-N.jsonl`, results as `results.jsonl`.
+fn write_out(dir: &Path, results: &[(u64, anyhow::Result<SeedResult>)]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut lines = String::new();
+    for (seed, r) in results {
+        match r {
+            Ok(res) => {
+                std::fs::write(dir.join(format!("seed-{seed}.jsonl")), res.history.to_jsonl())?;
+                lines.push_str(&res.to_json_line());
+            }
+            Err(e) => lines.push_str(&error_json_line(*seed, e)),
+        }
+        lines.push('\n');
+    }
+    std::fs::write(dir.join("results.jsonl"), lines)
+}
+
+/// `ksim check HISTORY.jsonl`.
+fn check(path: &Path, format: Format) -> ExitCode {
+    let history = match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| History::from_jsonl(&t)) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("ksim: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let result = checker::check_all(&history);
+    match format {
+        Format::Json => {
+            let obj = serde_json::json!({
+                "history": path.display().to_string(),
+                "ops": history.ops.len(),
+                "anomalies": result.counts,
+                "details": result.anomalies,
+            });
+            println!("{obj}");
+        }
+        Format::Text => {
+            let counts: Vec<String> = result.counts.iter().map(|(k, n)| format!("{k}={n}")).collect();
+            println!("{}: {} ops: {}", path.display(), history.ops.len(), counts.join(" "));
+            print_details(&result.anomalies);
+        }
+    }
+    if result.total() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_seeds;
+
+    #[test]
+    fn seed_ranges_are_half_open_and_non_empty() {
+        assert_eq!(parse_seeds("0..20"), Ok(0..20));
+        assert_eq!(parse_seeds("7"), Ok(7..8));
+        for bad in ["5..5", "9..3", "a..b", "1..", "..4", "-1..2", ""] {
+            assert!(parse_seeds(bad).is_err(), "{bad}");
+        }
+    }
+}

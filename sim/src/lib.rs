@@ -6,6 +6,7 @@
 //! - [`scenario`]: the scenario TOML contract (serde), with errors that name
 //!   file, line and field.
 //! - [`history`]: operations and their JSONL form (the history contract).
+//! - [`report`]: a seed's verdict against `[expect]`, and sweep summaries.
 //! - [`checker`]: one file per anomaly in DESIGN.md's catalogue.
 //! - [`cluster`]: builds broker, controller and client nodes in madsim, each
 //!   broker with its own simulated disk.
@@ -18,11 +19,18 @@
 //! - [`trace`]: the trace hash that proves a seed replays identically.
 
 pub mod checker;
-pub mod cluster;
-pub mod faults;
+// TEMP(simcheck): re-enable once the client API lands.
+// pub mod cluster;
+// TEMP(simcheck): re-enable once the client API lands.
+// pub mod faults;
 pub mod history;
+pub mod report;
+// TEMP(simcheck): the real `run` needs the client API; this stub lets the
+// CLI link. Integrator: drop the #[path] line and delete run_stub.rs.
+#[path = "run_stub.rs"]
 pub mod run;
 pub mod scenario;
 pub mod sweep;
 pub mod trace;
-pub mod workload;
+// TEMP(simcheck): re-enable once the client API lands.
+// pub mod workload;

@@ -1,0 +1,296 @@
+//! Verdicts: one seed's result judged against the scenario's `[expect]`,
+//! and a sweep's summary (DESIGN.md, "CLI contract" JSON objects).
+//!
+//! Rules:
+//! - forbidden anomalies are every key not in `expect.allow`;
+//! - a seed's verdict is `violation` iff some forbidden key has a count;
+//! - a seed is *met* when expected `pass` and it passed, or expected
+//!   `violation` and every anomaly it shows is in `anomalies ∪ allow`
+//!   (a passing seed meets `violation`: unsafe settings lose data on some
+//!   schedules, not all);
+//! - a sweep is met when every seed is met and, for `violation`, at least
+//!   one seed shows one of the expected `anomalies`.
+
+use crate::checker::{Anomaly, CheckResult};
+use crate::history::History;
+use crate::scenario::Scenario;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Characters of the trace hash shown in text output.
+pub const TRACE_HASH_SHOWN_CHARS: usize = 12;
+
+/// A seed's (or an expectation's) verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// No forbidden anomaly.
+    Pass,
+    /// Some forbidden anomaly.
+    Violation,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Verdict::Pass => "pass",
+            Verdict::Violation => "violation",
+        })
+    }
+}
+
+/// One seed, judged. Serialises to the DESIGN.md per-seed object (plus `met`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedResult {
+    pub seed: u64,
+    pub verdict: Verdict,
+    pub expected: Verdict,
+    /// Digest of the history and fault log: equal on every replay.
+    pub trace_hash: String,
+    pub sim_ms: u64,
+    pub wall_ms: u64,
+    /// Operations in the history.
+    pub ops: u64,
+    /// Fault actions applied.
+    pub faults: u64,
+    /// Count per anomaly key (every implemented key present).
+    pub anomalies: BTreeMap<String, u64>,
+    /// Whether this seed met the scenario's expectation.
+    pub met: bool,
+    /// Every anomaly found (for replay and `--out`).
+    #[serde(skip)]
+    pub details: Vec<Anomaly>,
+    #[serde(skip)]
+    pub history: History,
+    /// Why the seed is unmet, one line each.
+    #[serde(skip)]
+    pub notes: Vec<String>,
+}
+
+impl SeedResult {
+    /// Judges one seed's checked history against `scenario.expect`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn judge(
+        scenario: &Scenario,
+        seed: u64,
+        history: History,
+        check: CheckResult,
+        trace_hash: String,
+        sim_ms: u64,
+        wall_ms: u64,
+        faults: u64,
+    ) -> SeedResult {
+        let expect = &scenario.expect;
+        let found: Vec<&str> = check.counts.iter().filter(|(_, &n)| n > 0).map(|(k, _)| k.as_str()).collect();
+        let forbidden: Vec<&str> = found.iter().copied().filter(|k| !expect.allow.iter().any(|a| a == k)).collect();
+        let verdict = if forbidden.is_empty() { Verdict::Pass } else { Verdict::Violation };
+        let mut notes = Vec::new();
+        match expect.verdict {
+            Verdict::Pass => {
+                for k in &forbidden {
+                    notes.push(format!("forbidden anomaly {k}={}", check.counts[*k]));
+                }
+            }
+            Verdict::Violation => {
+                for k in &found {
+                    let listed = expect.anomalies.iter().chain(&expect.allow).any(|a| a == k);
+                    if !listed {
+                        notes.push(format!("anomaly {k}={} is neither expected nor allowed", check.counts[*k]));
+                    }
+                }
+            }
+        }
+        SeedResult {
+            seed,
+            verdict,
+            expected: expect.verdict,
+            trace_hash,
+            sim_ms,
+            wall_ms,
+            ops: history.ops.len() as u64,
+            faults,
+            anomalies: check.counts,
+            met: notes.is_empty(),
+            details: check.anomalies,
+            history,
+            notes,
+        }
+    }
+
+    /// Whether this seed shows one of the anomalies `scenario.expect` lists.
+    pub fn shows_expected(&self, scenario: &Scenario) -> bool {
+        scenario.expect.anomalies.iter().any(|k| self.anomalies.get(k).is_some_and(|&n| n > 0))
+    }
+
+    /// The DESIGN.md per-seed JSON object on one line.
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).expect("a seed result serialises")
+    }
+
+    /// One line for humans:
+    /// `seed 7: violation (expected violation) lost-write=3 unseen=3 trace 9f3a… sim 60.0s wall 0.41s`.
+    pub fn to_text_line(&self) -> String {
+        let found: Vec<String> =
+            self.anomalies.iter().filter(|(_, &n)| n > 0).map(|(k, n)| format!("{k}={n}")).collect();
+        let found = if found.is_empty() { "no anomalies".to_string() } else { found.join(" ") };
+        let hash: String = self.trace_hash.chars().take(TRACE_HASH_SHOWN_CHARS).collect();
+        let mut line = format!(
+            "seed {}: {} (expected {}) {found} trace {hash}… sim {:.1}s wall {:.2}s",
+            self.seed,
+            self.verdict,
+            self.expected,
+            self.sim_ms as f64 / 1000.0,
+            self.wall_ms as f64 / 1000.0,
+        );
+        if !self.met {
+            line.push_str(&format!(" UNMET: {}", self.notes.join("; ")));
+        }
+        line
+    }
+}
+
+/// A sweep's outcome. Serialises to the DESIGN.md summary object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SweepSummary {
+    pub summary: bool,
+    pub scenario: String,
+    /// Seeds run, errored ones included.
+    pub seeds: u64,
+    pub met: u64,
+    /// Seeds not met, errored ones included.
+    pub unmet: u64,
+    /// Seeds whose run returned an error.
+    pub errors: u64,
+    /// The sweep met the expectation (the exit code is 0 iff true).
+    pub ok: bool,
+    /// Why the sweep is unmet when every seed is met.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl SweepSummary {
+    /// Summarises `results` plus `errors` seeds that did not produce one.
+    pub fn summarise(scenario: &Scenario, results: &[SeedResult], errors: usize) -> SweepSummary {
+        let met = results.iter().filter(|r| r.met).count() as u64;
+        let seeds = results.len() as u64 + errors as u64;
+        let unmet = seeds - met;
+        let expected_seen = results.iter().any(|r| r.shows_expected(scenario));
+        let message = (scenario.expect.verdict == Verdict::Violation && !expected_seen).then(|| {
+            format!("no seed showed the expected anomaly ({})", scenario.expect.anomalies.join(", "))
+        });
+        SweepSummary {
+            summary: true,
+            scenario: scenario.name.clone(),
+            seeds,
+            met,
+            unmet,
+            errors: errors as u64,
+            ok: unmet == 0 && message.is_none(),
+            message,
+        }
+    }
+
+    pub fn met(&self) -> bool {
+        self.ok
+    }
+
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).expect("a summary serialises")
+    }
+
+    /// `leader-crash: 20 seeds, 20 met, 0 unmet: expectation met`.
+    pub fn to_text_line(&self) -> String {
+        let mut line = format!("{}: {} seeds, {} met, {} unmet", self.scenario, self.seeds, self.met, self.unmet);
+        if self.errors > 0 {
+            line.push_str(&format!(" ({} errors)", self.errors));
+        }
+        match (&self.message, self.ok) {
+            (Some(m), _) => line.push_str(&format!(": {m}")),
+            (None, true) => line.push_str(": expectation met"),
+            (None, false) => line.push_str(": expectation NOT met"),
+        }
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checker::CheckResult;
+
+    const BASE: &str = r#"
+name = "t"
+[cluster]
+brokers = 3
+[[topics]]
+name = "events"
+partitions = 1
+replication_factor = 3
+[run]
+duration_ms = 1000
+heal_ms = 500
+"#;
+
+    fn scenario(expect: &str) -> Scenario {
+        Scenario::from_str(&format!("{BASE}[expect]\n{expect}\n"), "t.toml").unwrap()
+    }
+
+    fn result(sc: &Scenario, found: &[(&str, u64)]) -> SeedResult {
+        let mut check = CheckResult::from_anomalies(Vec::new());
+        for (k, n) in found {
+            check.counts.insert(k.to_string(), *n);
+        }
+        SeedResult::judge(sc, 1, History::default(), check, "ab".repeat(16), 1000, 5, 0)
+    }
+
+    #[test]
+    fn expected_pass_is_met_only_without_forbidden_anomalies() {
+        let sc = scenario("verdict = \"pass\"\nallow = [\"duplicate\"]");
+        let clean = result(&sc, &[]);
+        assert_eq!((clean.verdict, clean.met), (Verdict::Pass, true));
+        let allowed = result(&sc, &[("duplicate", 4)]);
+        assert_eq!((allowed.verdict, allowed.met), (Verdict::Pass, true));
+        let lost = result(&sc, &[("lost-write", 1)]);
+        assert_eq!((lost.verdict, lost.met), (Verdict::Violation, false));
+        assert!(lost.notes[0].contains("lost-write=1"));
+    }
+
+    #[test]
+    fn expected_violation_is_met_by_listed_or_no_anomalies_but_not_others() {
+        let sc = scenario("verdict = \"violation\"\nanomalies = [\"lost-write\"]\nallow = [\"unseen\"]");
+        assert!(result(&sc, &[("lost-write", 2), ("unseen", 2)]).met);
+        assert!(result(&sc, &[]).met);
+        let other = result(&sc, &[("lost-write", 2), ("duplicate", 1)]);
+        assert!(!other.met);
+        assert_eq!(other.verdict, Verdict::Violation);
+    }
+
+    #[test]
+    fn violation_sweep_needs_one_seed_showing_the_expected_anomaly() {
+        let sc = scenario("verdict = \"violation\"\nanomalies = [\"lost-write\"]\nallow = [\"unseen\"]");
+        let quiet = vec![result(&sc, &[]), result(&sc, &[("unseen", 1)])];
+        let s = SweepSummary::summarise(&sc, &quiet, 0);
+        assert_eq!((s.met, s.unmet, s.met()), (2, 0, false));
+        assert!(s.message.as_deref().unwrap().starts_with("no seed showed the expected anomaly"));
+        let loud = vec![result(&sc, &[]), result(&sc, &[("lost-write", 1)])];
+        assert!(SweepSummary::summarise(&sc, &loud, 0).met());
+        let with_error = SweepSummary::summarise(&sc, &loud, 1);
+        assert_eq!((with_error.seeds, with_error.unmet, with_error.met()), (3, 1, false));
+    }
+
+    #[test]
+    fn seed_json_has_the_design_keys_in_order() {
+        let sc = scenario("verdict = \"pass\"");
+        let line = result(&sc, &[]).to_json_line();
+        let keys = ["seed", "verdict", "expected", "trace_hash", "sim_ms", "wall_ms", "ops", "faults", "anomalies", "met"];
+        let mut at = 0;
+        for k in keys {
+            let i = line[at..].find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("{k} missing or out of order in {line}"));
+            at += i;
+        }
+        assert!(line.contains(r#""anomalies":{"duplicate":0,"inconsistent-offsets":0,"lost-write":0,"unseen":0}"#), "{line}");
+        let summary = SweepSummary::summarise(&sc, &[], 0).to_json_line();
+        assert!(summary.starts_with(r#"{"summary":true,"scenario":"t","seeds":0,"met":0,"unmet":0"#), "{summary}");
+    }
+}

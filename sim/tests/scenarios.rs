@@ -1,0 +1,171 @@
+//! Scenario files: the shipped ones load, and bad ones are rejected with
+//! the file, line and field named (DESIGN.md, "Scenario file contract").
+
+use ksim_sim::report::Verdict;
+use ksim_sim::scenario::{FaultKind, Scenario, ScenarioError, Target};
+use std::path::Path;
+
+const GOOD: &str = r#"name = "t"
+
+[cluster]
+brokers = 3
+
+[[topics]]
+name = "events"
+partitions = 3
+replication_factor = 3
+
+[[producers]]
+topic = "events"
+rate_per_s = 100
+
+[[consumers]]
+topics = ["events"]
+
+[faults]
+random = { kinds = ["crash"], every_ms = [1000, 2000] }
+
+[[faults.at]]
+at_ms = 100
+kind = "crash"
+target = "leader:events/0"
+
+[run]
+duration_ms = 10000
+heal_ms = 5000
+
+[expect]
+verdict = "pass"
+"#;
+
+/// GOOD with the first line equal to `from` replaced by `to`.
+fn with(from: &str, to: &str) -> String {
+    assert!(GOOD.contains(from), "{from}");
+    GOOD.replacen(from, to, 1)
+}
+
+fn err(text: &str) -> ScenarioError {
+    Scenario::from_str(text, "scenarios/x.toml").expect_err("must be rejected")
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).expect(needle) + 1
+}
+
+/// GOOD with `from` replaced by `to` is rejected on the line holding
+/// `needle`, naming `field`.
+fn rejected_at(from: &str, to: &str, needle: &str, field: &str) -> ScenarioError {
+    let text = with(from, to);
+    let e = err(&text);
+    assert_eq!((e.line, e.field.as_deref()), (line_of(&text, needle), Some(field)), "{e}");
+    e
+}
+
+#[test]
+fn every_fast_scenario_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/fast");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let sc = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(sc.path.as_deref(), Some(path.as_path()));
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "found {n} scenarios in {}", dir.display());
+}
+
+#[test]
+fn acks_1_scenario_parses_into_the_expected_shape() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/fast/acks-1-leader-crash.toml");
+    let sc = Scenario::load(&path).unwrap();
+    assert_eq!(sc.expect.verdict, Verdict::Violation);
+    assert_eq!(sc.expect.anomalies, vec!["lost-write".to_string()]);
+    assert_eq!(sc.cluster.os_writeback_ms, 5000);
+    assert_eq!(sc.faults.at[0].target, Target::Leader { topic: "events".into(), partition: 0 });
+    assert_eq!(sc.faults.random.as_ref().unwrap().kinds, vec![FaultKind::Crash, FaultKind::PowerLoss]);
+}
+
+#[test]
+fn defaults_fill_optional_fields() {
+    let sc = Scenario::from_str(GOOD, "t.toml").unwrap();
+    assert_eq!((sc.cluster.controllers, sc.cluster.log_dirs), (1, 1));
+    assert_eq!(sc.producers[0].count, 1);
+    assert_eq!(sc.producers[0].keys, 16);
+    assert_eq!(sc.run.final_poll_ms, 20_000);
+    assert!(sc.expect.allow.is_empty());
+}
+
+#[test]
+fn wrong_type_names_file_line_and_field() {
+    let text = with("rate_per_s = 100", "rate_per_s = \"fast\"");
+    let e = err(&text);
+    assert_eq!(e.line, line_of(&text, "rate_per_s"));
+    assert_eq!(e.field.as_deref(), Some("rate_per_s"));
+    let shown = e.to_string();
+    assert!(shown.starts_with(&format!("scenarios/x.toml:{}: field `rate_per_s`: invalid type", e.line)), "{shown}");
+}
+
+#[test]
+fn unknown_field_names_file_line_and_field() {
+    let e = rejected_at("heal_ms = 5000", "heal_ms = 5000\nheal_after = 3", "heal_after", "heal_after");
+    assert!(e.message.contains("unknown field"), "{e}");
+}
+
+#[test]
+fn bad_target_names_file_line_and_field() {
+    let e = rejected_at("target = \"leader:events/0\"", "target = \"leader-of:events\"", "leader-of", "target");
+    assert!(e.message.contains("bad target"), "{e}");
+}
+
+#[test]
+fn bad_fault_kind_in_inline_table_names_its_field() {
+    rejected_at("kinds = [\"crash\"]", "kinds = [\"meteor\"]", "meteor", "kinds");
+}
+
+#[test]
+fn heal_after_the_end_is_rejected_at_heal_ms() {
+    rejected_at("heal_ms = 5000", "heal_ms = 50000", "heal_ms", "heal_ms");
+}
+
+#[test]
+fn unknown_topics_are_rejected_where_they_are_named() {
+    rejected_at("topic = \"events\"", "topic = \"evnts\"", "evnts", "topic");
+    rejected_at("topics = [\"events\"]", "topics = [\"events\", \"other\"]", "other", "topics");
+    let text = with("leader:events/0", "leader:events/3");
+    assert_eq!(err(&text).field.as_deref(), Some("target"));
+}
+
+#[test]
+fn replication_factor_above_brokers_is_rejected() {
+    rejected_at("replication_factor = 3", "replication_factor = 4", "replication_factor", "replication_factor");
+}
+
+#[test]
+fn inverted_random_fault_interval_is_rejected() {
+    rejected_at("every_ms = [1000, 2000]", "every_ms = [3000, 2000]", "every_ms", "every_ms");
+}
+
+#[test]
+fn expectations_must_name_known_anomalies() {
+    rejected_at("verdict = \"pass\"", "verdict = \"pass\"\nallow = [\"dupes\"]", "dupes", "allow");
+    let text = with("verdict = \"pass\"", "verdict = \"violation\"");
+    assert_eq!(err(&text).field.as_deref(), Some("anomalies"));
+    let text = with("verdict = \"pass\"", "verdict = \"violation\"\nanomalies = [\"lost-write\"]");
+    assert!(Scenario::from_str(&text, "t.toml").is_ok());
+}
+
+#[test]
+fn missing_required_field_is_named() {
+    let text = with("brokers = 3\n", "");
+    let e = err(&text);
+    assert_eq!(e.field.as_deref(), Some("brokers"));
+    assert!(e.line > 0);
+}
+
+#[test]
+fn unreadable_file_names_the_file() {
+    let e = Scenario::load(Path::new("/nonexistent/x.toml")).unwrap_err();
+    assert!(e.to_string().starts_with("/nonexistent/x.toml: "), "{e}");
+}
