@@ -19,18 +19,12 @@
 //! - [`trace`]: the trace hash that proves a seed replays identically.
 
 pub mod checker;
-// TEMP(simcheck): re-enable once the client API lands.
-// pub mod cluster;
-// TEMP(simcheck): re-enable once the client API lands.
-// pub mod faults;
+pub mod cluster;
+pub mod faults;
 pub mod history;
 pub mod report;
-// TEMP(simcheck): the real `run` needs the client API; this stub lets the
-// CLI link. Integrator: drop the #[path] line and delete run_stub.rs.
-#[path = "run_stub.rs"]
 pub mod run;
 pub mod scenario;
 pub mod sweep;
 pub mod trace;
-// TEMP(simcheck): re-enable once the client API lands.
-// pub mod workload;
+pub mod workload;
