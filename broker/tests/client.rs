@@ -90,6 +90,13 @@ async fn create_topic(bootstrap: &[SocketAddr]) {
     // A retried create of an existing topic is Ok.
     admin.create_topic(TOPIC, PARTITIONS, 3, BTreeMap::new()).await.expect("re-create is idempotent");
     admin.wait_for_leaders(TOPIC, PARTITIONS, Duration::from_secs(30)).await.expect("leaders");
+    // Metadata may name a leader before that broker has applied the change;
+    // ListOffsets is answered by leaders only, so this waits until they know
+    // (acks=0 sends to a broker that does not know are silently dropped).
+    let mut probe = Consumer::new(bootstrap.to_vec(), ConsumerConfig::from_map(&BTreeMap::new()).unwrap());
+    let parts: Vec<(String, i32)> = (0..PARTITIONS).map(|p| (TOPIC.to_string(), p)).collect();
+    let ends = probe.end_offsets(&parts).await.expect("leaders answer ListOffsets");
+    assert!(ends.iter().all(|(_, end)| *end == 0), "new topic is empty: {ends:?}");
 }
 
 /// Produces RECORDS values ("v{i}", key "k{i}") concurrently from one shared
