@@ -1,0 +1,449 @@
+//! The assign-mode consumer: a position per assigned partition, Fetch v12
+//! to each partition's leader (all leaders concurrently), record batches
+//! decoded and returned in offset order per partition, at most
+//! max.poll.records per poll (the rest stays buffered for the next poll).
+//!
+//! OFFSET_OUT_OF_RANGE and never-set positions are resolved with
+//! auto.offset.reset through ListOffsets; leadership errors refresh the
+//! metadata and the partition is fetched again on the next round. Consumer
+//! groups are a later issue.
+
+use super::config::{ConsumerConfig, OffsetReset};
+use super::error::ClientError;
+use super::metadata::{is_stale_metadata_code, Cluster, Leader};
+use super::network::Pool;
+use crate::log::batch::{iter_batches, BatchError};
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    ApiKey, FetchRequest, FetchResponse, ListOffsetsRequest, RequestKind, ResponseKind, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::RecordBatchDecoder;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub const FETCH_VERSION: i16 = 12;
+pub const LIST_OFFSETS_VERSION: i16 = 7;
+/// ListOffsets timestamps (Kafka's sentinels).
+pub const LATEST_TIMESTAMP: i64 = -1;
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+/// OFFSET_OUT_OF_RANGE.
+const OFFSET_OUT_OF_RANGE: i16 = 1;
+
+type TopicPartition = (String, i32);
+
+/// One record returned by `poll`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub timestamp: i64,
+}
+
+/// Fetched but not yet returned records of one partition.
+#[derive(Debug, Default)]
+struct Buffered {
+    records: VecDeque<ConsumerRecord>,
+    /// The position once every buffered record has been returned (past any
+    /// control records or skipped tail of the last batch).
+    next_position: i64,
+}
+
+pub struct Consumer {
+    cluster: Arc<Cluster>,
+    config: ConsumerConfig,
+    assignment: BTreeSet<TopicPartition>,
+    /// Offset of the next record to return, per partition; absent until
+    /// set by `seek` or resolved with auto.offset.reset.
+    positions: BTreeMap<TopicPartition, i64>,
+    buffers: BTreeMap<TopicPartition, Buffered>,
+}
+
+impl Consumer {
+    pub fn new(bootstrap: Vec<SocketAddr>, config: ConsumerConfig) -> Consumer {
+        let pool = Pool::new(config.network.clone());
+        Consumer {
+            cluster: Arc::new(Cluster::new(bootstrap, pool)),
+            config,
+            assignment: BTreeSet::new(),
+            positions: BTreeMap::new(),
+            buffers: BTreeMap::new(),
+        }
+    }
+
+    /// Replaces the assignment; positions of partitions still assigned are kept.
+    pub fn assign(&mut self, partitions: Vec<(String, i32)>) {
+        self.assignment = partitions.into_iter().collect();
+        self.positions.retain(|tp, _| self.assignment.contains(tp));
+        self.buffers.retain(|tp, _| self.assignment.contains(tp));
+    }
+
+    pub fn assignment(&self) -> Vec<(String, i32)> {
+        self.assignment.iter().cloned().collect()
+    }
+
+    /// Sets the next offset to read; ignored (with a warning) for a
+    /// partition that is not assigned, as Kafka refuses it.
+    pub fn seek(&mut self, topic: &str, partition: i32, offset: i64) {
+        let tp = (topic.to_string(), partition);
+        if !self.assignment.contains(&tp) {
+            tracing::warn!("seek on unassigned partition {topic}-{partition} ignored");
+            return;
+        }
+        self.buffers.remove(&tp);
+        self.positions.insert(tp, offset);
+    }
+
+    /// The offset of the next record `poll` will return for the partition.
+    pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.positions.get(&(topic.to_string(), partition)).copied()
+    }
+
+    /// Returns fetched records, waiting at most `timeout` for some to arrive.
+    /// Errors only for what retrying cannot fix (auto.offset.reset=none with
+    /// no valid position, corrupt record data).
+    pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, ClientError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(records) = self.drain_buffers() {
+                return Ok(records);
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let resolved = self.resolve_positions().await?;
+            let fetched = self.fetch_round(remaining).await?;
+            let progressed = resolved && fetched;
+            if let Some(records) = self.drain_buffers() {
+                return Ok(records);
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Ok(Vec::new());
+            }
+            if !progressed {
+                let backoff = Duration::from_millis(self.config.network.retry_backoff_ms);
+                tokio::time::sleep(backoff.min(remaining)).await;
+            }
+        }
+    }
+
+    /// The latest offset (the high watermark) of each partition, retrying
+    /// retriable errors until default.api.timeout.ms.
+    pub async fn end_offsets(&mut self, partitions: &[(String, i32)]) -> Result<Vec<((String, i32), i64)>, ClientError> {
+        let deadline = Instant::now() + Duration::from_millis(self.config.default_api_timeout_ms);
+        let mut found: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        loop {
+            let missing: Vec<TopicPartition> = partitions.iter().filter(|tp| !found.contains_key(*tp)).cloned().collect();
+            if missing.is_empty() {
+                return Ok(partitions.iter().map(|tp| (tp.clone(), found[tp])).collect());
+            }
+            let mut last_error = None;
+            for (tp, r) in list_offsets(&self.cluster, &missing, LATEST_TIMESTAMP).await {
+                match r {
+                    Ok(o) => {
+                        found.insert(tp, o);
+                    }
+                    Err(e) if e.is_retriable() => last_error = Some(e),
+                    Err(e) => return Err(e),
+                }
+            }
+            if let Some(e) = last_error {
+                if Instant::now() >= deadline {
+                    return Err(ClientError::Timeout(format!("end_offsets: {e}")));
+                }
+                self.cluster.invalidate();
+                tokio::time::sleep(Duration::from_millis(self.config.network.retry_backoff_ms)).await;
+            }
+        }
+    }
+
+    /// Up to max.poll.records buffered records, advancing positions; None
+    /// when nothing is buffered.
+    fn drain_buffers(&mut self) -> Option<Vec<ConsumerRecord>> {
+        let mut out = Vec::new();
+        for (tp, buf) in self.buffers.iter_mut() {
+            while out.len() < self.config.max_poll_records {
+                let Some(r) = buf.records.pop_front() else { break };
+                self.positions.insert(tp.clone(), r.offset + 1);
+                out.push(r);
+            }
+            if buf.records.is_empty() {
+                self.positions.insert(tp.clone(), buf.next_position);
+            }
+        }
+        self.buffers.retain(|_, b| !b.records.is_empty());
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// Resolves positions that were never set (or were reset) with
+    /// auto.offset.reset. Returns false if some could not be resolved yet.
+    async fn resolve_positions(&mut self) -> Result<bool, ClientError> {
+        let missing: Vec<TopicPartition> = self.assignment.iter().filter(|tp| !self.positions.contains_key(*tp)).cloned().collect();
+        if missing.is_empty() {
+            return Ok(true);
+        }
+        let timestamp = match self.config.auto_offset_reset {
+            OffsetReset::Earliest => EARLIEST_TIMESTAMP,
+            OffsetReset::Latest => LATEST_TIMESTAMP,
+            OffsetReset::None => {
+                let (topic, partition) = missing[0].clone();
+                return Err(ClientError::NoOffsetForPartition { topic, partition });
+            }
+        };
+        let mut all = true;
+        for (tp, r) in list_offsets(&self.cluster, &missing, timestamp).await {
+            match r {
+                Ok(offset) => {
+                    tracing::debug!("{}-{}: position reset to {offset}", tp.0, tp.1);
+                    self.positions.insert(tp, offset);
+                }
+                Err(e) => {
+                    tracing::debug!("{}-{}: offset reset failed: {e}", tp.0, tp.1);
+                    self.cluster.invalidate();
+                    all = false;
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// One Fetch per leader, concurrently; buffers what comes back.
+    /// Returns false if some partition could not be fetched this round.
+    async fn fetch_round(&mut self, max_wait: Duration) -> Result<bool, ClientError> {
+        let mut by_leader: BTreeMap<i32, (Leader, Vec<(TopicPartition, i64)>)> = BTreeMap::new();
+        let mut all_ok = true;
+        for tp in &self.assignment {
+            let Some(&position) = self.positions.get(tp) else { continue };
+            match self.cluster.leader(&tp.0, tp.1).await {
+                Ok(leader) => by_leader.entry(leader.node_id).or_insert((leader, Vec::new())).1.push((tp.clone(), position)),
+                Err(e) => {
+                    tracing::debug!("{}-{}: no leader to fetch from: {e}", tp.0, tp.1);
+                    self.cluster.invalidate();
+                    all_ok = false;
+                }
+            }
+        }
+        let wait_ms = max_wait.as_millis().min(self.config.fetch_max_wait_ms as u128) as i32;
+        let mut tasks = Vec::new();
+        for (_, (leader, parts)) in by_leader {
+            let request = self.fetch_request(&leader, &parts, wait_ms);
+            let cluster = self.cluster.clone();
+            let handle = tokio::spawn(async move {
+                cluster.pool.request(leader.addr, ApiKey::Fetch, FETCH_VERSION, RequestKind::Fetch(request)).await
+            });
+            tasks.push((parts, handle));
+        }
+        for (parts, handle) in tasks {
+            let result = match handle.await {
+                Ok(r) => r,
+                Err(e) => Err(ClientError::Network { addr: "(fetch task)".into(), message: e.to_string(), sent: true }),
+            };
+            match result {
+                Ok(ResponseKind::Fetch(resp)) => all_ok &= self.absorb(&parts, resp)?,
+                Ok(_) => {
+                    tracing::warn!("Fetch: wrong response kind");
+                    all_ok = false;
+                }
+                Err(e) => {
+                    tracing::debug!("fetch failed: {e}");
+                    self.cluster.invalidate();
+                    all_ok = false;
+                }
+            }
+        }
+        Ok(all_ok)
+    }
+
+    fn fetch_request(&self, leader: &Leader, parts: &[(TopicPartition, i64)], wait_ms: i32) -> FetchRequest {
+        let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+        for ((topic, partition), offset) in parts {
+            topics.entry(topic).or_default().push(
+                FetchPartition::default()
+                    .with_partition(*partition)
+                    .with_current_leader_epoch(leader.leader_epoch)
+                    .with_fetch_offset(*offset)
+                    .with_last_fetched_epoch(-1)
+                    .with_log_start_offset(-1)
+                    .with_partition_max_bytes(self.config.max_partition_fetch_bytes),
+            );
+        }
+        FetchRequest::default()
+            .with_replica_id((-1).into())
+            .with_max_wait_ms(wait_ms)
+            .with_min_bytes(self.config.fetch_min_bytes)
+            .with_max_bytes(self.config.fetch_max_bytes)
+            .with_isolation_level(0)
+            .with_session_id(0)
+            .with_session_epoch(-1)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(t, ps)| FetchTopic::default().with_topic(TopicName(StrBytes::from_string(t.to_string()))).with_partitions(ps))
+                    .collect(),
+            )
+    }
+
+    /// Takes one Fetch response in. Returns false if some partition failed.
+    fn absorb(&mut self, asked: &[(TopicPartition, i64)], resp: FetchResponse) -> Result<bool, ClientError> {
+        if resp.error_code != 0 {
+            tracing::debug!("fetch error {}", resp.error_code);
+            self.cluster.invalidate();
+            return Ok(false);
+        }
+        let mut all_ok = true;
+        for t in resp.responses {
+            let topic = t.topic.0.to_string();
+            for p in t.partitions {
+                let tp = (topic.clone(), p.partition_index);
+                // Only answers for what we asked, at the position we asked.
+                let Some(&(_, offset)) = asked.iter().find(|(a, _)| *a == tp) else { continue };
+                if self.positions.get(&tp) != Some(&offset) || self.buffers.contains_key(&tp) {
+                    continue;
+                }
+                match p.error_code {
+                    0 => {}
+                    OFFSET_OUT_OF_RANGE => {
+                        tracing::debug!("{}-{}: offset {offset} out of range, resetting", tp.0, tp.1);
+                        self.positions.remove(&tp);
+                        all_ok = false;
+                        continue;
+                    }
+                    code => {
+                        tracing::debug!("{}-{}: fetch error {code}", tp.0, tp.1);
+                        if is_stale_metadata_code(code) {
+                            self.cluster.invalidate();
+                        }
+                        all_ok = false;
+                        continue;
+                    }
+                }
+                let data = p.records.unwrap_or_default();
+                let (records, next) = decode_records(&tp, &data, offset)?;
+                if next > offset {
+                    self.buffers.insert(tp, Buffered { records: records.into(), next_position: next });
+                }
+            }
+        }
+        Ok(all_ok)
+    }
+}
+
+/// Decodes the whole batches in `data` (a trailing partial batch is
+/// ignored, as Kafka does), skipping control batches and records below
+/// `position`. Returns the records and the offset after the last batch.
+fn decode_records(tp: &TopicPartition, data: &Bytes, position: i64) -> Result<(Vec<ConsumerRecord>, i64), ClientError> {
+    let corrupt = |message: String| ClientError::CorruptRecords { topic: tp.0.clone(), partition: tp.1, message };
+    let mut out = Vec::new();
+    let mut next = position;
+    for item in iter_batches(data) {
+        let (header, range) = match item {
+            Ok(x) => x,
+            Err(BatchError::Truncated { .. }) => break,
+            Err(e) => return Err(corrupt(e.to_string())),
+        };
+        if header.last_offset() < position {
+            continue;
+        }
+        next = next.max(header.next_offset());
+        if header.is_control() {
+            continue;
+        }
+        let mut bytes = data.slice(range);
+        let set = RecordBatchDecoder::decode(&mut bytes).map_err(|e| corrupt(e.to_string()))?;
+        for r in set.records {
+            if r.offset < position {
+                continue;
+            }
+            out.push(ConsumerRecord {
+                topic: tp.0.clone(),
+                partition: tp.1,
+                offset: r.offset,
+                key: r.key,
+                value: r.value,
+                timestamp: r.timestamp,
+            });
+        }
+    }
+    // Offsets within a partition must only go up.
+    for w in out.windows(2) {
+        if w[1].offset <= w[0].offset {
+            return Err(corrupt(format!("offsets not increasing: {} then {}", w[0].offset, w[1].offset)));
+        }
+    }
+    Ok((out, next))
+}
+
+/// ListOffsets for `partitions` at `timestamp` (LATEST/EARLIEST), one
+/// request per leader. Each partition gets its offset or its error.
+pub async fn list_offsets(
+    cluster: &Cluster,
+    partitions: &[TopicPartition],
+    timestamp: i64,
+) -> Vec<(TopicPartition, Result<i64, ClientError>)> {
+    let mut out = Vec::new();
+    let mut by_leader: BTreeMap<i32, (Leader, Vec<TopicPartition>)> = BTreeMap::new();
+    for tp in partitions {
+        match cluster.leader(&tp.0, tp.1).await {
+            Ok(l) => by_leader.entry(l.node_id).or_insert((l, Vec::new())).1.push(tp.clone()),
+            Err(e) => out.push((tp.clone(), Err(e))),
+        }
+    }
+    for (_, (leader, tps)) in by_leader {
+        let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
+        for (t, p) in &tps {
+            topics.entry(t).or_default().push(
+                ListOffsetsPartition::default()
+                    .with_partition_index(*p)
+                    .with_current_leader_epoch(leader.leader_epoch)
+                    .with_timestamp(timestamp),
+            );
+        }
+        let request = ListOffsetsRequest::default().with_replica_id((-1).into()).with_isolation_level(0).with_topics(
+            topics
+                .into_iter()
+                .map(|(t, ps)| ListOffsetsTopic::default().with_name(TopicName(StrBytes::from_string(t.to_string()))).with_partitions(ps))
+                .collect(),
+        );
+        let resp = cluster.pool.request(leader.addr, ApiKey::ListOffsets, LIST_OFFSETS_VERSION, RequestKind::ListOffsets(request)).await;
+        let resp = match resp {
+            Ok(ResponseKind::ListOffsets(r)) => r,
+            Ok(_) => {
+                let e = ClientError::Malformed("ListOffsets: wrong response kind".into());
+                out.extend(tps.into_iter().map(|tp| (tp, Err(e.clone()))));
+                continue;
+            }
+            Err(e) => {
+                out.extend(tps.into_iter().map(|tp| (tp, Err(e.clone()))));
+                continue;
+            }
+        };
+        for tp in tps {
+            let found = resp
+                .topics
+                .iter()
+                .filter(|t| t.name.0.as_str() == tp.0)
+                .flat_map(|t| t.partitions.iter())
+                .find(|p| p.partition_index == tp.1);
+            let r = match found {
+                None => Err(ClientError::Malformed(format!("ListOffsets response lacks {}-{}", tp.0, tp.1))),
+                Some(p) if p.error_code != 0 => {
+                    if is_stale_metadata_code(p.error_code) {
+                        cluster.invalidate();
+                    }
+                    Err(ClientError::broker(p.error_code, format!("list offsets {}-{}", tp.0, tp.1), None))
+                }
+                Some(p) if p.offset < 0 => Err(ClientError::Malformed(format!("ListOffsets: offset {} for {}-{}", p.offset, tp.0, tp.1))),
+                Some(p) => Ok(p.offset),
+            };
+            out.push((tp, r));
+        }
+    }
+    out
+}
