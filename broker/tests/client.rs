@@ -2,14 +2,12 @@
 //! brokers): Admin creates a topic, Producer writes, Consumer reads back.
 #![cfg(madsim)]
 
+mod common;
+
 use bytes::Bytes;
 use ksim_broker::client::{
     partition_for_key, Admin, AdminConfig, Consumer, ConsumerConfig, Producer, ProducerConfig,
 };
-use ksim_broker::config::Settings;
-use ksim_broker::controller::{run_controller, ControllerConfig};
-use ksim_broker::server::{run_broker, BrokerConfig};
-use ksim_broker::storage::{SimDisk, Storage};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,45 +26,12 @@ fn broker_addr(i: usize) -> SocketAddr {
 /// Starts the controller and three brokers (each on its own SimDisk);
 /// returns a client node and the bootstrap list.
 fn start_cluster() -> (madsim::runtime::NodeHandle, Vec<SocketAddr>) {
-    let handle = madsim::runtime::Handle::current();
-    let cdisk = SimDisk::new(5000);
-    handle
-        .create_node()
-        .name("controller")
-        .ip(CONTROLLER.parse::<SocketAddr>().unwrap().ip())
-        .init(move || {
-            let s: Arc<dyn Storage> = Arc::new(cdisk.clone());
-            async move {
-                run_controller(s, ControllerConfig { listen: CONTROLLER.parse().unwrap(), settings: Settings::new() })
-                    .await
-                    .unwrap()
-            }
-        })
-        .build();
+    let controller: SocketAddr = CONTROLLER.parse().unwrap();
+    common::start_controller(controller);
     for i in 0..BROKERS {
-        let disk = SimDisk::new(5000);
-        let addr = broker_addr(i);
-        handle
-            .create_node()
-            .name(format!("broker-{i}"))
-            .ip(addr.ip())
-            .init(move || {
-                let s: Arc<dyn Storage> = Arc::new(disk.clone());
-                let config = BrokerConfig {
-                    id: i as i32,
-                    listen: addr,
-                    advertised_host: addr.ip().to_string(),
-                    advertised_port: addr.port(),
-                    controllers: vec![CONTROLLER.parse().unwrap()],
-                    log_dirs: vec!["/data0".into()],
-                    settings: Settings::new(),
-                };
-                async move { run_broker(s, config, 1).await.unwrap() }
-            })
-            .build();
+        common::start_broker(i as i32, broker_addr(i), controller);
     }
-    let client = handle.create_node().name("client").ip("10.0.3.1".parse().unwrap()).build();
-    (client, (0..BROKERS).map(broker_addr).collect())
+    (common::client_node("10.0.3.1"), (0..BROKERS).map(broker_addr).collect())
 }
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

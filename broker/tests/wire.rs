@@ -2,14 +2,10 @@
 //! error response or a closed connection, never a panic.
 #![cfg(madsim)]
 
-use ksim_broker::config::Settings;
-use ksim_broker::controller::{run_controller, ControllerConfig};
+mod common;
+
 use ksim_broker::protocol::{decode_response, encode_request, read_frame, write_frame};
-use ksim_broker::server::{run_broker, BrokerConfig};
-use ksim_broker::storage::{SimDisk, Storage};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, MetadataRequest, RequestKind, ResponseKind};
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -19,41 +15,9 @@ const CONTROLLER: &str = "10.0.2.1:9093";
 
 /// Starts one controller and one broker; returns the client node.
 fn start_cluster() -> madsim::runtime::NodeHandle {
-    let handle = madsim::runtime::Handle::current();
-    let cdisk = SimDisk::new(5000);
-    handle
-        .create_node()
-        .name("controller")
-        .ip(CONTROLLER.parse::<SocketAddr>().unwrap().ip())
-        .init(move || {
-            let s: Arc<dyn Storage> = Arc::new(cdisk.clone());
-            async move {
-                run_controller(s, ControllerConfig { listen: CONTROLLER.parse().unwrap(), settings: Settings::new() })
-                    .await
-                    .unwrap()
-            }
-        })
-        .build();
-    let bdisk = SimDisk::new(5000);
-    handle
-        .create_node()
-        .name("broker-0")
-        .ip(BROKER.parse::<SocketAddr>().unwrap().ip())
-        .init(move || {
-            let s: Arc<dyn Storage> = Arc::new(bdisk.clone());
-            let config = BrokerConfig {
-                id: 0,
-                listen: BROKER.parse().unwrap(),
-                advertised_host: "10.0.1.1".into(),
-                advertised_port: 9092,
-                controllers: vec![CONTROLLER.parse().unwrap()],
-                log_dirs: vec!["/data0".into()],
-                settings: Settings::new(),
-            };
-            async move { run_broker(s, config, 1).await.unwrap() }
-        })
-        .build();
-    handle.create_node().name("client").ip("10.0.3.1".parse().unwrap()).build()
+    common::start_controller(CONTROLLER.parse().unwrap());
+    common::start_broker(0, BROKER.parse().unwrap(), CONTROLLER.parse().unwrap());
+    common::client_node("10.0.3.1")
 }
 
 async fn connect() -> TcpStream {

@@ -27,11 +27,18 @@ pub const MAX_QUEUED_REQUESTS: usize = 1024;
 /// response (acks=0 produce), once it is written.
 type Reply = Result<Option<ResponseKind>, ClientError>;
 
+/// One request to send.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub body: RequestKind,
+    /// False for acks=0 produce: the broker sends nothing back.
+    pub expect_response: bool,
+}
+
 struct Outgoing {
-    api_key: ApiKey,
-    version: i16,
-    body: RequestKind,
-    expect_response: bool,
+    request: Request,
     reply: oneshot::Sender<Reply>,
 }
 
@@ -124,16 +131,10 @@ impl Connection {
     /// Sends one request and waits for its response (or, with
     /// `expect_response == false`, until it is written), at most `timeout`.
     /// A timeout closes the connection, as Kafka's NetworkClient does.
-    pub async fn call(
-        &self,
-        api_key: ApiKey,
-        version: i16,
-        body: RequestKind,
-        expect_response: bool,
-        timeout: Duration,
-    ) -> Reply {
+    pub async fn call(&self, request: Request, timeout: Duration) -> Reply {
+        let api_key = request.api_key;
         let (reply, rx) = oneshot::channel();
-        let out = Outgoing { api_key, version, body, expect_response, reply };
+        let out = Outgoing { request, reply };
         if self.queue.try_send(out).is_err() {
             return Err(self.shared.network_error("connection closed or its queue is full", false));
         }
@@ -159,24 +160,25 @@ async fn write_loop(
     while let Some(out) = rx.recv().await {
         let correlation_id = next_correlation_id;
         next_correlation_id = next_correlation_id.wrapping_add(1);
-        let frame = match encode_request(out.api_key, out.version, correlation_id, &client_id, &out.body) {
+        let Outgoing { request, reply } = out;
+        let frame = match encode_request(request.api_key, request.version, correlation_id, &client_id, &request.body) {
             Ok(f) => f,
             Err(e) => {
-                let _ = out.reply.send(Err(shared.network_error(&format!("cannot encode request: {e}"), false)));
+                let _ = reply.send(Err(shared.network_error(&format!("cannot encode request: {e}"), false)));
                 continue;
             }
         };
         {
             let mut t = shared.inflight.lock().unwrap();
             if t.closed {
-                let _ = out.reply.send(Err(shared.network_error("connection closed", false)));
+                let _ = reply.send(Err(shared.network_error("connection closed", false)));
                 return;
             }
             let entry = InFlight {
-                api_key: out.api_key,
-                version: out.version,
-                expect_response: out.expect_response,
-                reply: out.reply,
+                api_key: request.api_key,
+                version: request.version,
+                expect_response: request.expect_response,
+                reply,
             };
             let previous = t.by_correlation_id.insert(correlation_id, entry);
             assert!(previous.is_none(), "correlation id {correlation_id} reused while in flight");
@@ -185,7 +187,7 @@ async fn write_loop(
             shared.fail_all(&format!("write failed: {e}"));
             return;
         }
-        if !out.expect_response {
+        if !request.expect_response {
             let done = shared.inflight.lock().unwrap().by_correlation_id.remove(&correlation_id);
             if let Some(f) = done {
                 let _ = f.reply.send(Ok(None));
@@ -254,23 +256,16 @@ impl Pool {
 
     /// Sends a request to `addr` and waits for the response, bounded by
     /// `timeout` (callers pass request.timeout.ms or less).
-    pub async fn call(
-        &self,
-        addr: SocketAddr,
-        api_key: ApiKey,
-        version: i16,
-        body: RequestKind,
-        expect_response: bool,
-        timeout: Duration,
-    ) -> Reply {
+    pub async fn call(&self, addr: SocketAddr, request: Request, timeout: Duration) -> Reply {
         let conn = self.connection(addr).await?;
-        conn.call(api_key, version, body, expect_response, timeout).await
+        conn.call(request, timeout).await
     }
 
     /// `call` for a request that always has a response.
     pub async fn request(&self, addr: SocketAddr, api_key: ApiKey, version: i16, body: RequestKind) -> Result<ResponseKind, ClientError> {
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
-        match self.call(addr, api_key, version, body, true, timeout).await? {
+        let request = Request { api_key, version, body, expect_response: true };
+        match self.call(addr, request, timeout).await? {
             Some(r) => Ok(r),
             None => Err(ClientError::Malformed(format!("{api_key:?}: no response body"))),
         }

@@ -10,7 +10,7 @@
 use super::config::ProducerConfig;
 use super::error::{ClientError, SendError, PRODUCE_DEFINITE_CODES};
 use super::metadata::{is_stale_metadata_code, Cluster};
-use super::network::Pool;
+use super::network::{Pool, Request};
 use super::partitioner::partition_for_key;
 use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
@@ -177,7 +177,11 @@ impl Producer {
         let result = self
             .cluster
             .pool
-            .call(leader.addr, ApiKey::Produce, PRODUCE_VERSION, RequestKind::Produce(request), expect_response, timeout)
+            .call(
+                leader.addr,
+                Request { api_key: ApiKey::Produce, version: PRODUCE_VERSION, body: RequestKind::Produce(request), expect_response },
+                timeout,
+            )
             .await;
         let resp = match result {
             Ok(Some(ResponseKind::Produce(r))) => r,
