@@ -99,7 +99,17 @@ fn parse_seeds(s: &str) -> Result<Range<u64>, String> {
     Ok(range)
 }
 
+/// Logs go to stderr, filtered by `RUST_LOG` (off by default). Inside a
+/// simulation `SystemTime` is the simulated clock, so timestamps are
+/// simulated time.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
 fn main() -> ExitCode {
+    init_tracing();
     let cli = Cli::parse();
     match cli.command {
         Command::Run { scenario, seeds, format, out, threads } => {

@@ -48,6 +48,15 @@ pub struct ConsumerRecord {
     pub timestamp: i64,
 }
 
+/// One partition in a Fetch request: where to read and the leader epoch
+/// the metadata gave for it.
+#[derive(Debug, Clone)]
+struct FetchTarget {
+    tp: TopicPartition,
+    offset: i64,
+    leader_epoch: i32,
+}
+
 /// Fetched but not yet returned records of one partition.
 #[derive(Debug, Default)]
 struct Buffered {
@@ -217,12 +226,18 @@ impl Consumer {
     /// One Fetch per leader, concurrently; buffers what comes back.
     /// Returns false if some partition could not be fetched this round.
     async fn fetch_round(&mut self, max_wait: Duration) -> Result<bool, ClientError> {
-        let mut by_leader: BTreeMap<i32, (Leader, Vec<(TopicPartition, i64)>)> = BTreeMap::new();
+        // Grouped by leader node; each partition keeps its own leader epoch
+        // (KIP-320: the epoch is per partition, not per broker).
+        let mut by_leader: BTreeMap<i32, (Leader, Vec<FetchTarget>)> = BTreeMap::new();
         let mut all_ok = true;
         for tp in &self.assignment {
             let Some(&position) = self.positions.get(tp) else { continue };
             match self.cluster.leader(&tp.0, tp.1).await {
-                Ok(leader) => by_leader.entry(leader.node_id).or_insert((leader, Vec::new())).1.push((tp.clone(), position)),
+                Ok(leader) => by_leader
+                    .entry(leader.node_id)
+                    .or_insert((leader, Vec::new()))
+                    .1
+                    .push(FetchTarget { tp: tp.clone(), offset: position, leader_epoch: leader.leader_epoch }),
                 Err(e) => {
                     tracing::debug!("{}-{}: no leader to fetch from: {e}", tp.0, tp.1);
                     self.cluster.invalidate();
@@ -233,7 +248,7 @@ impl Consumer {
         let wait_ms = max_wait.as_millis().min(self.config.fetch_max_wait_ms as u128) as i32;
         let mut tasks = Vec::new();
         for (_, (leader, parts)) in by_leader {
-            let request = self.fetch_request(&leader, &parts, wait_ms);
+            let request = self.fetch_request(&parts, wait_ms);
             let cluster = self.cluster.clone();
             let handle = tokio::spawn(async move {
                 cluster.pool.request(leader.addr, ApiKey::Fetch, FETCH_VERSION, RequestKind::Fetch(request)).await
@@ -261,13 +276,13 @@ impl Consumer {
         Ok(all_ok)
     }
 
-    fn fetch_request(&self, leader: &Leader, parts: &[(TopicPartition, i64)], wait_ms: i32) -> FetchRequest {
+    fn fetch_request(&self, parts: &[FetchTarget], wait_ms: i32) -> FetchRequest {
         let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-        for ((topic, partition), offset) in parts {
+        for FetchTarget { tp: (topic, partition), offset, leader_epoch } in parts {
             topics.entry(topic).or_default().push(
                 FetchPartition::default()
                     .with_partition(*partition)
-                    .with_current_leader_epoch(leader.leader_epoch)
+                    .with_current_leader_epoch(*leader_epoch)
                     .with_fetch_offset(*offset)
                     .with_last_fetched_epoch(-1)
                     .with_log_start_offset(-1)
@@ -291,7 +306,7 @@ impl Consumer {
     }
 
     /// Takes one Fetch response in. Returns false if some partition failed.
-    fn absorb(&mut self, asked: &[(TopicPartition, i64)], resp: FetchResponse) -> Result<bool, ClientError> {
+    fn absorb(&mut self, asked: &[FetchTarget], resp: FetchResponse) -> Result<bool, ClientError> {
         if resp.error_code != 0 {
             tracing::debug!("fetch error {}", resp.error_code);
             self.cluster.invalidate();
@@ -303,7 +318,7 @@ impl Consumer {
             for p in t.partitions {
                 let tp = (topic.clone(), p.partition_index);
                 // Only answers for what we asked, at the position we asked.
-                let Some(&(_, offset)) = asked.iter().find(|(a, _)| *a == tp) else { continue };
+                let Some(offset) = asked.iter().find(|a| a.tp == tp).map(|a| a.offset) else { continue };
                 if self.positions.get(&tp) != Some(&offset) || self.buffers.contains_key(&tp) {
                     continue;
                 }
@@ -388,23 +403,25 @@ pub async fn list_offsets(
     timestamp: i64,
 ) -> Vec<(TopicPartition, Result<i64, ClientError>)> {
     let mut out = Vec::new();
-    let mut by_leader: BTreeMap<i32, (Leader, Vec<TopicPartition>)> = BTreeMap::new();
+    // Per leader node: (partition, that partition's leader epoch).
+    let mut by_leader: BTreeMap<i32, (Leader, Vec<(TopicPartition, i32)>)> = BTreeMap::new();
     for tp in partitions {
         match cluster.leader(&tp.0, tp.1).await {
-            Ok(l) => by_leader.entry(l.node_id).or_insert((l, Vec::new())).1.push(tp.clone()),
+            Ok(l) => by_leader.entry(l.node_id).or_insert((l, Vec::new())).1.push((tp.clone(), l.leader_epoch)),
             Err(e) => out.push((tp.clone(), Err(e))),
         }
     }
-    for (_, (leader, tps)) in by_leader {
+    for (_, (leader, targets)) in by_leader {
         let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
-        for (t, p) in &tps {
+        for ((t, p), epoch) in &targets {
             topics.entry(t).or_default().push(
                 ListOffsetsPartition::default()
                     .with_partition_index(*p)
-                    .with_current_leader_epoch(leader.leader_epoch)
+                    .with_current_leader_epoch(*epoch)
                     .with_timestamp(timestamp),
             );
         }
+        let tps: Vec<TopicPartition> = targets.iter().map(|(tp, _)| tp.clone()).collect();
         let request = ListOffsetsRequest::default().with_replica_id((-1).into()).with_isolation_level(0).with_topics(
             topics
                 .into_iter()

@@ -187,6 +187,15 @@ impl Partition {
         if current_leader_epoch < 0 {
             return Ok(());
         }
+        if current_leader_epoch != self.state.leader_epoch {
+            tracing::debug!(
+                topic = %self.topic,
+                partition = self.partition,
+                ours = self.state.leader_epoch,
+                theirs = current_leader_epoch,
+                "KIP-320 epoch mismatch"
+            );
+        }
         if current_leader_epoch < self.state.leader_epoch {
             return Err(ResponseError::FencedLeaderEpoch);
         }
