@@ -23,7 +23,8 @@
 //!   heartbeats, fencing, leader election from the ISR, ISR changes.
 //! - [`server`]: the broker process: listener, connections, dispatch to
 //!   `api`, follower fetchers, controller heartbeats.
-//! - [`client`]: producer and consumer clients speaking the wire protocol.
+//! - [`client`]: producer, assign-mode consumer and admin clients speaking
+//!   the wire protocol (see its own `# Layout`).
 
 pub mod api;
 pub mod client;

@@ -10,7 +10,7 @@
 
 use super::config::{ConsumerConfig, OffsetReset};
 use super::error::ClientError;
-use super::metadata::{is_stale_metadata_code, Cluster, Leader};
+use super::metadata::{is_stale_metadata_code, Cluster};
 use super::network::Pool;
 use crate::log::batch::{iter_batches, BatchError};
 use bytes::Bytes;
@@ -46,15 +46,6 @@ pub struct ConsumerRecord {
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
     pub timestamp: i64,
-}
-
-/// One partition in a Fetch request: where to read and the leader epoch
-/// the metadata gave for it.
-#[derive(Debug, Clone)]
-struct FetchTarget {
-    tp: TopicPartition,
-    offset: i64,
-    leader_epoch: i32,
 }
 
 /// Fetched but not yet returned records of one partition.
@@ -226,32 +217,25 @@ impl Consumer {
     /// One Fetch per leader, concurrently; buffers what comes back.
     /// Returns false if some partition could not be fetched this round.
     async fn fetch_round(&mut self, max_wait: Duration) -> Result<bool, ClientError> {
-        // Grouped by leader node; each partition keeps its own leader epoch
-        // (KIP-320: the epoch is per partition, not per broker).
-        let mut by_leader: BTreeMap<i32, (Leader, Vec<FetchTarget>)> = BTreeMap::new();
-        let mut all_ok = true;
-        for tp in &self.assignment {
-            let Some(&position) = self.positions.get(tp) else { continue };
-            match self.cluster.leader(&tp.0, tp.1).await {
-                Ok(leader) => by_leader
-                    .entry(leader.node_id)
-                    .or_insert((leader, Vec::new()))
-                    .1
-                    .push(FetchTarget { tp: tp.clone(), offset: position, leader_epoch: leader.leader_epoch }),
-                Err(e) => {
-                    tracing::debug!("{}-{}: no leader to fetch from: {e}", tp.0, tp.1);
-                    self.cluster.invalidate();
-                    all_ok = false;
-                }
-            }
+        let with_position: Vec<TopicPartition> =
+            self.assignment.iter().filter(|tp| self.positions.contains_key(*tp)).cloned().collect();
+        let (by_leader, failed) = group_by_leader(&self.cluster, &with_position).await;
+        let mut all_ok = failed.is_empty();
+        for (tp, e) in failed {
+            tracing::debug!("{}-{}: no leader to fetch from: {e}", tp.0, tp.1);
+            self.cluster.invalidate();
         }
         let wait_ms = max_wait.as_millis().min(self.config.fetch_max_wait_ms as u128) as i32;
         let mut tasks = Vec::new();
-        for (_, (leader, parts)) in by_leader {
+        for (_, (addr, parts)) in by_leader {
+            let parts: Vec<(TopicPartition, i32, i64)> = parts.into_iter().map(|(tp, epoch)| {
+                let position = self.positions[&tp];
+                (tp, epoch, position)
+            }).collect();
             let request = self.fetch_request(&parts, wait_ms);
             let cluster = self.cluster.clone();
             let handle = tokio::spawn(async move {
-                cluster.pool.request(leader.addr, ApiKey::Fetch, FETCH_VERSION, RequestKind::Fetch(request)).await
+                cluster.pool.request(addr, ApiKey::Fetch, FETCH_VERSION, RequestKind::Fetch(request)).await
             });
             tasks.push((parts, handle));
         }
@@ -276,9 +260,10 @@ impl Consumer {
         Ok(all_ok)
     }
 
-    fn fetch_request(&self, parts: &[FetchTarget], wait_ms: i32) -> FetchRequest {
+    /// A Fetch for (partition, leader epoch, position) triples.
+    fn fetch_request(&self, parts: &[(TopicPartition, i32, i64)], wait_ms: i32) -> FetchRequest {
         let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-        for FetchTarget { tp: (topic, partition), offset, leader_epoch } in parts {
+        for ((topic, partition), leader_epoch, offset) in parts {
             topics.entry(topic).or_default().push(
                 FetchPartition::default()
                     .with_partition(*partition)
@@ -306,7 +291,7 @@ impl Consumer {
     }
 
     /// Takes one Fetch response in. Returns false if some partition failed.
-    fn absorb(&mut self, asked: &[FetchTarget], resp: FetchResponse) -> Result<bool, ClientError> {
+    fn absorb(&mut self, asked: &[(TopicPartition, i32, i64)], resp: FetchResponse) -> Result<bool, ClientError> {
         if resp.error_code != 0 {
             tracing::debug!("fetch error {}", resp.error_code);
             self.cluster.invalidate();
@@ -318,7 +303,7 @@ impl Consumer {
             for p in t.partitions {
                 let tp = (topic.clone(), p.partition_index);
                 // Only answers for what we asked, at the position we asked.
-                let Some(offset) = asked.iter().find(|a| a.tp == tp).map(|a| a.offset) else { continue };
+                let Some(&(_, _, offset)) = asked.iter().find(|(a, _, _)| *a == tp) else { continue };
                 if self.positions.get(&tp) != Some(&offset) || self.buffers.contains_key(&tp) {
                     continue;
                 }
@@ -395,6 +380,23 @@ fn decode_records(tp: &TopicPartition, data: &Bytes, position: i64) -> Result<(V
     Ok((out, next))
 }
 
+/// Partitions grouped by their leader's node id, each with the leader
+/// epoch metadata gave it (partitions sharing a leader may be in different
+/// epochs), and the partitions without a known leader.
+type ByLeader = BTreeMap<i32, (SocketAddr, Vec<(TopicPartition, i32)>)>;
+
+async fn group_by_leader(cluster: &Cluster, partitions: &[TopicPartition]) -> (ByLeader, Vec<(TopicPartition, ClientError)>) {
+    let mut by_leader = ByLeader::new();
+    let mut failed = Vec::new();
+    for tp in partitions {
+        match cluster.leader(&tp.0, tp.1).await {
+            Ok(l) => by_leader.entry(l.node_id).or_insert((l.addr, Vec::new())).1.push((tp.clone(), l.leader_epoch)),
+            Err(e) => failed.push((tp.clone(), e)),
+        }
+    }
+    (by_leader, failed)
+}
+
 /// ListOffsets for `partitions` at `timestamp` (LATEST/EARLIEST), one
 /// request per leader. Each partition gets its offset or its error.
 pub async fn list_offsets(
@@ -402,33 +404,26 @@ pub async fn list_offsets(
     partitions: &[TopicPartition],
     timestamp: i64,
 ) -> Vec<(TopicPartition, Result<i64, ClientError>)> {
-    let mut out = Vec::new();
-    // Per leader node: (partition, that partition's leader epoch).
-    let mut by_leader: BTreeMap<i32, (Leader, Vec<(TopicPartition, i32)>)> = BTreeMap::new();
-    for tp in partitions {
-        match cluster.leader(&tp.0, tp.1).await {
-            Ok(l) => by_leader.entry(l.node_id).or_insert((l, Vec::new())).1.push((tp.clone(), l.leader_epoch)),
-            Err(e) => out.push((tp.clone(), Err(e))),
-        }
-    }
-    for (_, (leader, targets)) in by_leader {
+    let (by_leader, failed) = group_by_leader(cluster, partitions).await;
+    let mut out: Vec<(TopicPartition, Result<i64, ClientError>)> = failed.into_iter().map(|(tp, e)| (tp, Err(e))).collect();
+    for (_, (addr, tps)) in by_leader {
         let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
-        for ((t, p), epoch) in &targets {
+        for ((t, p), leader_epoch) in &tps {
             topics.entry(t).or_default().push(
                 ListOffsetsPartition::default()
                     .with_partition_index(*p)
-                    .with_current_leader_epoch(*epoch)
+                    .with_current_leader_epoch(*leader_epoch)
                     .with_timestamp(timestamp),
             );
         }
-        let tps: Vec<TopicPartition> = targets.iter().map(|(tp, _)| tp.clone()).collect();
         let request = ListOffsetsRequest::default().with_replica_id((-1).into()).with_isolation_level(0).with_topics(
             topics
                 .into_iter()
                 .map(|(t, ps)| ListOffsetsTopic::default().with_name(TopicName(StrBytes::from_string(t.to_string()))).with_partitions(ps))
                 .collect(),
         );
-        let resp = cluster.pool.request(leader.addr, ApiKey::ListOffsets, LIST_OFFSETS_VERSION, RequestKind::ListOffsets(request)).await;
+        let tps: Vec<TopicPartition> = tps.into_iter().map(|(tp, _)| tp).collect();
+        let resp = cluster.pool.request(addr, ApiKey::ListOffsets, LIST_OFFSETS_VERSION, RequestKind::ListOffsets(request)).await;
         let resp = match resp {
             Ok(ResponseKind::ListOffsets(r)) => r,
             Ok(_) => {
