@@ -5,7 +5,7 @@
 //! trace hash.
 #![cfg(madsim)]
 
-use ksim_sim::report::{summarise, SeedResult};
+use ksim_sim::report::{SeedResult, SweepSummary};
 use ksim_sim::run::run_seed;
 use ksim_sim::scenario::Scenario;
 use ksim_sim::sweep::{default_threads, run_seeds};
@@ -36,7 +36,7 @@ fn sweep(path: &Path) -> Vec<SeedResult> {
             Err(e) => panic!("{}: seed {seed} failed to run: {e:#}", path.display()),
         }
     }
-    let summary = summarise(&scenario, &ok, 0);
+    let summary = SweepSummary::summarise(&scenario, &ok, 0);
     for r in &ok {
         eprintln!("{}", r.to_json_line());
     }
