@@ -69,3 +69,39 @@ fn shrink_and_serve_are_not_implemented_yet() {
     assert_eq!(ksim(&["serve"]).status.code(), Some(2));
     assert_eq!(ksim(&["shrink", "x.toml", "--seed", "1"]).status.code(), Some(2));
 }
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+}
+
+/// DESIGN.md: same binary + scenario + seed ⇒ the same trace hash, across
+/// processes too (a per-process random HashMap seed would break this).
+#[test]
+fn replay_in_a_new_process_reproduces_the_trace_hash() {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/fast/acks-1-leader-crash.toml");
+    let run = ksim(&["run", scenario, "--seeds", "2..4", "--format", "json"]);
+    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    let swept = json_lines(&run);
+    assert_eq!(swept.last().unwrap()["summary"], true);
+    for seed in [2u64, 3] {
+        let replay = ksim(&["replay", scenario, "--seed", &seed.to_string(), "--format", "json"]);
+        let one = json_lines(&replay);
+        let from_sweep = swept.iter().find(|o| o["seed"] == seed).expect("seed in sweep");
+        assert_eq!(one[0]["trace_hash"], from_sweep["trace_hash"], "seed {seed}");
+        assert_eq!(one[0]["anomalies"], from_sweep["anomalies"], "seed {seed}");
+    }
+}
+
+/// A sweep that does not meet its expectation exits 1 and prints the
+/// one-line replay command for each failing seed.
+#[test]
+fn unmet_expectation_exits_1_with_a_replay_command() {
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/fast/acks-1-leader-crash.toml")).unwrap();
+    // The acks=1 scenario claimed safe: seeds that lose writes are failures.
+    let claimed_safe = src.replace("verdict = \"violation\"", "verdict = \"pass\"").replace("anomalies = [\"lost-write\"]\n", "");
+    let path = tmp_file("cli-acks-1-claimed-safe.toml", &claimed_safe);
+    let out = ksim(&["run", path.to_str().unwrap(), "--seeds", "0..3"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("ksim replay {} --seed 0", path.display())), "{text}");
+}
