@@ -159,10 +159,15 @@ impl Partition {
         isr
     }
 
-    /// Leader only: HW = min LEO of the maximal ISR; never decreases.
+    /// Leader only: HW = min LEO of the maximal ISR; never decreases, and
+    /// does not move while the ISR is smaller than min.insync.replicas
+    /// (KIP-966: a write the ISR cannot make durable is not committed).
     /// Returns true if it advanced.
     pub fn maybe_advance_hw(&mut self) -> bool {
         if self.role != Role::Leader {
+            return false;
+        }
+        if (self.maximal_isr().len() as i64) < self.settings.min_insync_replicas {
             return false;
         }
         let leo = self.log.log_end_offset();
@@ -231,11 +236,17 @@ impl Partition {
         if self.role != Role::Leader || self.state.leader_epoch != leader_epoch {
             return Some(Err(ResponseError::NotLeaderOrFollower));
         }
+        let under_min_isr = (self.state.isr.len() as i64) < self.settings.min_insync_replicas;
         if self.high_watermark > last_offset {
-            if (self.state.isr.len() as i64) < self.settings.min_insync_replicas {
+            if under_min_isr {
                 return Some(Err(ResponseError::NotEnoughReplicasAfterAppend));
             }
             return Some(Ok(()));
+        }
+        if under_min_isr && self.pending_isr.as_ref().is_none_or(|p| (p.len() as i64) < self.settings.min_insync_replicas) {
+            // Appended, but the ISR shrank below min.insync.replicas: the HW
+            // cannot reach this write until the ISR grows back.
+            return Some(Err(ResponseError::NotEnoughReplicasAfterAppend));
         }
         None
     }
@@ -401,6 +412,9 @@ impl Partition {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 /// Maps a log failure to the Kafka error a client sees.
 pub fn log_error_code(e: &crate::log::LogError) -> ResponseError {
