@@ -30,3 +30,18 @@ fn rf_equal_to_min_isr_is_unavailable_with_one_broker_down() {
         assert!(above > 0.95, "seed {seed}: RF = min ISR + 1 accepted only {above:.2} of sends");
     }
 }
+
+#[test]
+fn rf_equal_to_min_isr_refuses_with_not_enough_replicas_as_a_definite_failure() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/fast/rf-equals-min-isr.toml");
+    let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let r = run_seed(&scenario, 0).expect("run");
+    let refused = r
+        .history
+        .ops
+        .iter()
+        .filter(|op| op.f == "send" && op.op_type == OpType::Fail)
+        .filter(|op| op.error.as_deref().is_some_and(|e| e.contains("NotEnoughReplicas")))
+        .count();
+    assert!(refused > 100, "only {refused} sends were refused with NOT_ENOUGH_REPLICAS");
+}

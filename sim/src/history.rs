@@ -42,6 +42,11 @@ pub struct Op {
     /// Completion time, simulated ms since the main phase began.
     pub t_ms: u64,
     pub value: Value,
+    /// Why a `fail` or `info` completion failed (the client's error), so a
+    /// reader of the history can tell NOT_ENOUGH_REPLICAS from a timeout.
+    /// An extension of the DESIGN.md contract: absent on `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One send micro-operation, as the checkers see it.
@@ -69,7 +74,13 @@ pub struct PollView<'a> {
 impl Op {
     /// A send completion; `offset` only means something for `ok`.
     pub fn send(process: u64, t_ms: u64, op_type: OpType, partition: &str, value: i64, offset: Option<i64>) -> Op {
-        Op { process, f: "send".into(), op_type, t_ms, value: json!([["send", partition, value, offset]]) }
+        Op { process, f: "send".into(), op_type, t_ms, value: json!([["send", partition, value, offset]]), error: None }
+    }
+
+    /// The same completion with the client's error attached.
+    pub fn with_error(mut self, error: impl Into<String>) -> Op {
+        self.error = Some(error.into());
+        self
     }
 
     pub fn send_ok(process: u64, t_ms: u64, partition: &str, value: i64, offset: Option<i64>) -> Op {
@@ -93,12 +104,12 @@ impl Op {
                 json!(["poll", p, pairs])
             })
             .collect();
-        Op { process, f: "poll".into(), op_type: OpType::Ok, t_ms, value: Value::Array(value) }
+        Op { process, f: "poll".into(), op_type: OpType::Ok, t_ms, value: Value::Array(value), error: None }
     }
 
     /// An ok assign of these partitions.
     pub fn assign_ok(process: u64, t_ms: u64, partitions: Vec<String>) -> Op {
-        Op { process, f: "assign".into(), op_type: OpType::Ok, t_ms, value: json!(partitions) }
+        Op { process, f: "assign".into(), op_type: OpType::Ok, t_ms, value: json!(partitions), error: None }
     }
 
     /// The micro-operations of a send, poll or txn op (empty for others).

@@ -9,7 +9,7 @@ use crate::report::{SeedResult, Verdict};
 use crate::scenario::Scenario;
 use crate::trace::TraceHasher;
 use crate::workload::{self, consumer, producer, Event, Recorder};
-use ksim_broker::client::{Admin, AdminConfig};
+use ksim_broker::client::{Admin, AdminConfig, Consumer, ConsumerConfig};
 use ksim_broker::config::Settings;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -82,8 +82,8 @@ pub fn to_history(events: &[Event]) -> History {
         let op = match e {
             Event::Send { process, t_ms, partition, value, outcome } => match outcome {
                 workload::SendOutcome::Ok(offset) => Op::send(*process, *t_ms, OpType::Ok, partition, *value, *offset),
-                workload::SendOutcome::Fail(_) => Op::send(*process, *t_ms, OpType::Fail, partition, *value, None),
-                workload::SendOutcome::Info(_) => Op::send(*process, *t_ms, OpType::Info, partition, *value, None),
+                workload::SendOutcome::Fail(e) => Op::send(*process, *t_ms, OpType::Fail, partition, *value, None).with_error(e),
+                workload::SendOutcome::Info(e) => Op::send(*process, *t_ms, OpType::Info, partition, *value, None).with_error(e),
             },
             Event::Poll { process, t_ms, reads } => Op::poll_ok(*process, *t_ms, reads.clone()),
             Event::Assign { process, t_ms, partitions } => Op::assign_ok(*process, *t_ms, partitions.clone()),
@@ -134,7 +134,7 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
         .collect();
     let b = bootstrap.clone();
     let setup = admin_node.spawn(async move {
-        let admin = Admin::new(b, AdminConfig::from_map(&BTreeMap::new()).expect("default admin config"));
+        let admin = Admin::new(b.clone(), AdminConfig::from_map(&BTreeMap::new()).expect("default admin config"));
         for (name, partitions, rf, configs) in &topics {
             let deadline = tokio::time::Instant::now() + Duration::from_millis(SETUP_TIMEOUT_MS);
             loop {
@@ -150,6 +150,12 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
                 .wait_for_leaders(name, *partitions, Duration::from_millis(SETUP_TIMEOUT_MS))
                 .await
                 .map_err(|e| anyhow::anyhow!("waiting for leaders of {name}: {e}"))?;
+            // Metadata can name a leader before that broker has applied the
+            // change: wait until every leader answers ListOffsets, so the
+            // workload starts on a ready cluster.
+            let mut probe = Consumer::new(b.clone(), ConsumerConfig::from_map(&BTreeMap::new()).expect("default consumer config"));
+            let parts: Vec<(String, i32)> = (0..*partitions).map(|p| (name.clone(), p)).collect();
+            probe.end_offsets(&parts).await.map_err(|e| anyhow::anyhow!("leaders of {name} not ready: {e}"))?;
         }
         Ok::<(), anyhow::Error>(())
     });
