@@ -143,6 +143,7 @@ pub async fn fetcher_loop(shared: Arc<BrokerShared>, leader: i32) {
                         tracing::warn!(broker = me, topic = %key.0, partition = key.1, "follower append failed: {e}");
                         backoff = true;
                     }
+                    p.follow_log_start(pd.log_start_offset);
                 }
             }
         }
