@@ -602,11 +602,11 @@ impl Log {
                 break;
             }
             let by_time = retention_ms.is_some_and(|ms| seg.max_timestamp >= 0 && now_ms.saturating_sub(seg.max_timestamp) > ms);
-            let by_size = excess - seg.size as i64 >= 0;
+            let by_size = excess.saturating_sub(seg.size as i64) >= 0;
             if !(by_time || by_size) {
                 break;
             }
-            excess -= seg.size as i64;
+            excess = excess.saturating_sub(seg.size as i64);
             doomed.push(seg.base_offset);
         }
         self.delete_segments_before(doomed.len())
