@@ -18,7 +18,7 @@ use std::sync::Arc;
 pub async fn handle(shared: &Arc<BrokerShared>, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let (code, message) = if t.assignments.is_some() {
+        let (code, message) = if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
             (ResponseError::InvalidRequest.code(), Some("manual replica assignment is not supported".to_string()))
         } else {
             let cmd = TopicCommand::CreatePartitions { topic: t.name.0.to_string(), count: t.count, validate_only: req.validate_only };
