@@ -721,8 +721,27 @@ impl Log {
         result
     }
 
+    /// Empties the log and restarts it at `offset` (Kafka's
+    /// `truncateFullyAndStartAt`): a follower whose log ends below the
+    /// leader's log start offset (retention deleted what it misses).
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        self.ensure_online()?;
+        let result = self.reset_to(offset);
+        if result.is_err() {
+            self.offline = true;
+        }
+        result
+    }
+
     fn truncate_inner(&mut self, offset: i64) -> Result<(), LogError> {
         if offset <= self.log_start_offset {
+            return self.reset_to(offset);
+        }
+        self.truncate_tail(offset)
+    }
+
+    fn reset_to(&mut self, offset: i64) -> Result<(), LogError> {
+        {
             let start = offset.max(0);
             let bases: Vec<i64> = self.segments.keys().copied().collect();
             self.segments.insert(start, Segment::new(start));
@@ -746,8 +765,11 @@ impl Log {
             self.log_start_offset = start;
             self.epochs.clear()?;
             self.check_invariants();
-            return Ok(());
+            Ok(())
         }
+    }
+
+    fn truncate_tail(&mut self, offset: i64) -> Result<(), LogError> {
         // Drop whole segments that start at or after the offset.
         let later: Vec<i64> = self.segments.range(offset..).map(|(b, _)| *b).collect();
         for base in later {

@@ -434,6 +434,18 @@ impl Partition {
         }
     }
 
+    /// Follower: the leader answered OFFSET_OUT_OF_RANGE and its log starts
+    /// past our log end (retention removed what we miss): restart our log at
+    /// the leader's log start offset, as Kafka's fetcher does.
+    pub fn reset_to_leader_log_start(&mut self, leader_log_start_offset: i64) -> PResult<bool> {
+        if leader_log_start_offset <= self.log.log_end_offset() {
+            return Ok(false);
+        }
+        self.log.truncate_fully_and_start_at(leader_log_start_offset).map_err(|e| log_error_code(&e))?;
+        self.high_watermark = leader_log_start_offset;
+        Ok(true)
+    }
+
     /// Follower: appends fetched batches and takes the leader's HW.
     pub fn append_as_follower(&mut self, records: &[u8], leader_hw: i64, now_ms: u64) -> PResult<()> {
         if !records.is_empty() {
