@@ -208,9 +208,8 @@ mod tests {
     use super::super::{Log, LogConfig, LogError};
     use super::*;
     use crate::storage::{ManualClock, SimDisk, Storage};
-    use bytes::BytesMut;
-    use indexmap::IndexMap;
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    use crate::log::batch::tests::{encode, record};
+    use kafka_protocol::records::Compression;
     use rand::SeedableRng;
     use std::sync::Arc;
 
@@ -232,28 +231,12 @@ mod tests {
 
     /// One producer batch of (key, value) records with timestamp `ts`.
     fn kv(pairs: &[(&str, Option<&str>)], ts: i64, compression: Compression) -> Vec<u8> {
-        let records: Vec<Record> = pairs
+        let records: Vec<_> = pairs
             .iter()
             .enumerate()
-            .map(|(i, (k, v))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i as i32 - 1,
-                timestamp: ts,
-                key: Some(Bytes::from(k.to_string())),
-                value: v.map(|v| Bytes::from(v.to_string())),
-                headers: IndexMap::new(),
-            })
+            .map(|(i, (k, v))| record(i, ts, Some(Bytes::from(k.to_string())), v.map(|v| Bytes::from(v.to_string()))))
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).unwrap();
-        buf.to_vec()
+        encode(&records, compression)
     }
 
     /// Every record (offset, key, value) a consumer would read, checking
