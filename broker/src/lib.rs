@@ -11,12 +11,14 @@
 //!   bytes and a power loss drops them (optionally tearing the last write).
 //! - [`log`]: record batch v2 parsing and CRC-32C validation, segmented
 //!   partition logs with an offset index, the leader-epoch cache, crash
-//!   recovery that truncates a torn or corrupt tail.
+//!   recovery that truncates a torn or corrupt tail, retention, the log
+//!   cleaner (compaction) and batch re-encoding (recompression).
 //! - [`protocol`]: Kafka wire framing (4-byte size prefix), request/response
 //!   headers and the codec glue around the `kafka-protocol` crate.
 //! - [`config`]: broker/topic/client settings under Kafka's own names.
 //! - [`api`]: one file per Kafka API the broker answers (ApiVersions,
-//!   Metadata, CreateTopics, Produce, Fetch, ListOffsets).
+//!   Metadata, CreateTopics, CreatePartitions, DescribeConfigs,
+//!   IncrementalAlterConfigs, Produce, Fetch, ListOffsets).
 //! - [`replica`]: the partition replication state machine — leader and
 //!   follower roles, ISR, high watermark, acks=all completion — free of I/O.
 //! - [`controller`]: the metadata controller: broker registration and

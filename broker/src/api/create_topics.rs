@@ -3,6 +3,7 @@
 
 use crate::config::{defaults, Settings};
 use crate::controller::rpc::{ControllerRequest, ControllerResponse};
+use crate::controller::state::validate_create_topic;
 use crate::server::heartbeat::{controller_call, heartbeat_once};
 use crate::server::BrokerShared;
 use kafka_protocol::error::ResponseError;
@@ -35,7 +36,12 @@ pub async fn handle(shared: &Arc<BrokerShared>, req: CreateTopicsRequest, versio
         let (code, message) = if !t.assignments.is_empty() {
             (ResponseError::InvalidRequest.code(), Some("manual replica assignment is not supported".to_string()))
         } else if req.validate_only {
-            (0, None)
+            // Checked against this broker's image (the controller's may be newer).
+            let image = shared.image.lock().unwrap().clone();
+            match validate_create_topic(&image, &name, partitions, rf, &configs) {
+                Ok(()) => (0, None),
+                Err(e) => (e.code, Some(e.message)),
+            }
         } else {
             let call = ControllerRequest::CreateTopic { name: name.clone(), partitions, replication_factor: rf, configs };
             match controller_call(shared, &call).await {

@@ -44,6 +44,8 @@ fn read_once(shared: &BrokerShared, req: &FetchRequest) -> (FetchResponse, usize
                 .map(|fp| {
                     let base = PartitionData::default().with_partition_index(fp.partition).with_high_watermark(-1).with_last_stable_offset(-1);
                     let max_bytes = (fp.partition_max_bytes.max(0) as usize).min(req.max_bytes.max(0) as usize);
+                    // Sent with errors too, so a follower below it can restart there.
+                    let log_start = parts.get(&(name.clone(), fp.partition)).map_or(-1, |p| p.log.log_start_offset());
                     let result = match parts.get_mut(&(name.clone(), fp.partition)) {
                         None => Err(kafka_protocol::error::ResponseError::NotLeaderOrFollower),
                         Some(p) if replica >= 0 => {
@@ -70,7 +72,7 @@ fn read_once(shared: &BrokerShared, req: &FetchRequest) -> (FetchResponse, usize
                         }
                         Err(e) => {
                             any_error = true;
-                            base.with_error_code(e.code()).with_records(Some(bytes::Bytes::new()))
+                            base.with_error_code(e.code()).with_log_start_offset(log_start).with_records(Some(bytes::Bytes::new()))
                         }
                     }
                 })

@@ -1,16 +1,66 @@
 //! Metadata: brokers, and leader / replicas / ISR per partition, from this
 //! broker's copy of the controller's image (which may lag: clients refresh
 //! on NOT_LEADER_OR_FOLLOWER).
+//!
+//! Auto topic creation (`auto.create.topics.enable`, default true): a v4+
+//! request with allow_auto_topic_creation naming an unknown topic makes the
+//! broker ask the controller to create it with `num.partitions` and
+//! `default.replication.factor`; this response still says
+//! LEADER_NOT_AVAILABLE for it (as Kafka's does) and the client retries.
 
+use crate::config::{defaults, Settings};
 use crate::controller::image::NO_LEADER;
+use crate::controller::rpc::{ControllerRequest, ControllerResponse};
+use crate::server::heartbeat::{controller_call, heartbeat_once};
 use crate::server::BrokerShared;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-pub fn handle(shared: &BrokerShared, req: MetadataRequest, version: i16) -> MetadataResponse {
-    let image = shared.image.lock().unwrap().clone();
+/// Bound on topics one Metadata request may auto-create.
+pub const MAX_AUTO_CREATE_PER_REQUEST: usize = 100;
+
+pub async fn handle(shared: &Arc<BrokerShared>, req: MetadataRequest, version: i16) -> MetadataResponse {
+    let mut image = shared.image.lock().unwrap().clone();
+    let auto_create = version >= 4
+        && req.allow_auto_topic_creation
+        && shared.config.settings.bool_or("auto.create.topics.enable", defaults::AUTO_CREATE_TOPICS_ENABLE);
+    let mut creating = BTreeSet::new();
+    if auto_create {
+        let unknown: Vec<String> = req
+            .topics
+            .iter()
+            .flatten()
+            .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+            .filter(|n| !image.topics.contains_key(n))
+            .take(MAX_AUTO_CREATE_PER_REQUEST)
+            .collect();
+        for name in unknown {
+            let call = ControllerRequest::CreateTopic {
+                name: name.clone(),
+                partitions: shared.config.settings.i64_or("num.partitions", defaults::NUM_PARTITIONS) as i32,
+                replication_factor: shared.config.settings.i64_or("default.replication.factor", defaults::DEFAULT_REPLICATION_FACTOR) as i32,
+                configs: Settings::new(),
+            };
+            match controller_call(shared, &call).await {
+                Ok(ControllerResponse::CreateTopic { result: Ok(()) }) => {
+                    creating.insert(name);
+                }
+                Ok(ControllerResponse::CreateTopic { result: Err(e) }) if e.code == ResponseError::TopicAlreadyExists.code() => {
+                    creating.insert(name);
+                }
+                Ok(ControllerResponse::CreateTopic { result: Err(e) }) if e.code == ResponseError::InvalidTopicException.code() => {}
+                other => tracing::debug!(broker = shared.config.id, %name, ?other, "auto-create failed"),
+            }
+        }
+        if !creating.is_empty() {
+            let _ = heartbeat_once(shared, &BTreeMap::new()).await;
+            image = shared.image.lock().unwrap().clone();
+        }
+    }
     let brokers = image
         .brokers
         .values()
@@ -31,6 +81,9 @@ pub fn handle(shared: &BrokerShared, req: MetadataRequest, version: i16) -> Meta
         .into_iter()
         .map(|name| {
             let mut t = MetadataResponseTopic::default().with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
+            if creating.contains(&name) {
+                return t.with_error_code(ResponseError::LeaderNotAvailable.code());
+            }
             let Some(info) = image.topics.get(&name) else {
                 return t.with_error_code(ResponseError::UnknownTopicOrPartition.code());
             };

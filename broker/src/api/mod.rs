@@ -2,8 +2,11 @@
 //! request to its handler.
 
 pub mod api_versions;
+pub mod create_partitions;
 pub mod create_topics;
+pub mod describe_configs;
 pub mod fetch;
+pub mod incremental_alter_configs;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -21,6 +24,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Metadata, 1, 12),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
 ];
 
 pub fn supported(api: ApiKey, version: i16) -> bool {
@@ -39,11 +45,16 @@ pub async fn dispatch(shared: &Arc<BrokerShared>, req: DecodedRequest) -> Option
     }
     match req.body {
         RequestKind::ApiVersions(_) => Some(ResponseKind::ApiVersions(api_versions::handle())),
-        RequestKind::Metadata(r) => Some(ResponseKind::Metadata(metadata::handle(shared, r, version))),
+        RequestKind::Metadata(r) => Some(ResponseKind::Metadata(metadata::handle(shared, r, version).await)),
         RequestKind::CreateTopics(r) => Some(ResponseKind::CreateTopics(create_topics::handle(shared, r, version).await)),
         RequestKind::Produce(r) => produce::handle(shared, r).await.map(ResponseKind::Produce),
         RequestKind::Fetch(r) => Some(ResponseKind::Fetch(fetch::handle(shared, r).await)),
         RequestKind::ListOffsets(r) => Some(ResponseKind::ListOffsets(list_offsets::handle(shared, r))),
+        RequestKind::CreatePartitions(r) => Some(ResponseKind::CreatePartitions(create_partitions::handle(shared, r).await)),
+        RequestKind::DescribeConfigs(r) => Some(ResponseKind::DescribeConfigs(describe_configs::handle(shared, r, version))),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            Some(ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(shared, r).await))
+        }
         _ => None,
     }
 }

@@ -1,5 +1,7 @@
 //! The admin client: topic creation (CreateTopics v7 to any broker, which
-//! forwards to the controller) and waiting for partition leaders.
+//! forwards to the controller), partition increases (CreatePartitions v3),
+//! topic configs (DescribeConfigs v4, IncrementalAlterConfigs v1) and
+//! waiting for partition leaders.
 
 use super::config::AdminConfig;
 use super::error::ClientError;
@@ -14,6 +16,27 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub const CREATE_TOPICS_VERSION: i16 = 7;
+pub const CREATE_PARTITIONS_VERSION: i16 = 3;
+pub const DESCRIBE_CONFIGS_VERSION: i16 = 4;
+pub const INCREMENTAL_ALTER_CONFIGS_VERSION: i16 = 1;
+/// ConfigResource.Type.TOPIC / BROKER.
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+/// One described config: its value and where it comes from (Kafka's
+/// ConfigSource: 1 topic override, 4 static broker config, 5 default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub value: Option<String>,
+    pub source: i8,
+}
+
+/// An IncrementalAlterConfigs operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlterConfigOp {
+    Set(String, String),
+    Delete(String),
+}
 /// TOPIC_ALREADY_EXISTS.
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 
@@ -72,6 +95,115 @@ impl Admin {
             match r.error_code {
                 0 | TOPIC_ALREADY_EXISTS => Ok(()),
                 code => Err(ClientError::broker(code, format!("create topic {name}"), r.error_message.as_ref().map(|m| m.as_str()))),
+            }
+        })
+        .await
+    }
+
+    /// Grows `topic` to `count` partitions (CreatePartitions). Not retried on
+    /// INVALID_PARTITIONS (a retried increase whose first attempt succeeded
+    /// reports it too; callers that retry check the count themselves).
+    pub async fn create_partitions(&self, topic: &str, count: i32) -> Result<(), ClientError> {
+        use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+        use kafka_protocol::messages::CreatePartitionsRequest;
+        let request = CreatePartitionsRequest::default()
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_count(count)])
+            .with_timeout_ms(self.config.network.request_timeout_ms.min(i32::MAX as u64) as i32);
+        self.retrying(&format!("create partitions {topic}"), || async {
+            let candidates = self.cluster.any_brokers();
+            let (_, resp) = self
+                .cluster
+                .call_any(ApiKey::CreatePartitions, CREATE_PARTITIONS_VERSION, RequestKind::CreatePartitions(request.clone()), &candidates)
+                .await?;
+            let ResponseKind::CreatePartitions(resp) = resp else {
+                return Err(ClientError::Malformed("CreatePartitions: wrong response kind".into()));
+            };
+            let r = resp.results.first().ok_or_else(|| ClientError::Malformed("CreatePartitions: no result".into()))?;
+            match r.error_code {
+                0 => Ok(()),
+                code => Err(ClientError::broker(code, format!("create partitions {topic}"), r.error_message.as_ref().map(|m| m.as_str()))),
+            }
+        })
+        .await
+    }
+
+    /// Every config of a topic (`RESOURCE_TOPIC`) or broker (`RESOURCE_BROKER`,
+    /// name = broker id) with its source (DescribeConfigs).
+    pub async fn describe_configs(&self, resource_type: i8, name: &str) -> Result<BTreeMap<String, ConfigEntry>, ClientError> {
+        use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+        use kafka_protocol::messages::DescribeConfigsRequest;
+        let request = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_string()))
+            .with_configuration_keys(None)]);
+        let out = std::sync::Mutex::new(BTreeMap::new());
+        self.retrying(&format!("describe configs {name}"), || async {
+            let candidates = self.cluster.any_brokers();
+            let candidates = match (resource_type, name.parse::<i32>()) {
+                (RESOURCE_BROKER, Ok(id)) => self.cluster.broker_addr(id).await.map(|a| vec![a]).unwrap_or(candidates),
+                _ => candidates,
+            };
+            let (_, resp) = self
+                .cluster
+                .call_any(ApiKey::DescribeConfigs, DESCRIBE_CONFIGS_VERSION, RequestKind::DescribeConfigs(request.clone()), &candidates)
+                .await?;
+            let ResponseKind::DescribeConfigs(resp) = resp else {
+                return Err(ClientError::Malformed("DescribeConfigs: wrong response kind".into()));
+            };
+            let r = resp.results.first().ok_or_else(|| ClientError::Malformed("DescribeConfigs: no result".into()))?;
+            if r.error_code != 0 {
+                return Err(ClientError::broker(r.error_code, format!("describe configs {name}"), r.error_message.as_ref().map(|m| m.as_str())));
+            }
+            *out.lock().unwrap() = r
+                .configs
+                .iter()
+                .map(|c| (c.name.to_string(), ConfigEntry { value: c.value.as_ref().map(|v| v.to_string()), source: c.config_source }))
+                .collect();
+            Ok(())
+        })
+        .await?;
+        Ok(out.into_inner().unwrap())
+    }
+
+    /// Applies SET / DELETE operations to a topic's config overrides
+    /// (IncrementalAlterConfigs).
+    pub async fn incremental_alter_configs(&self, topic: &str, ops: &[AlterConfigOp]) -> Result<(), ClientError> {
+        use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        use kafka_protocol::messages::IncrementalAlterConfigsRequest;
+        let configs = ops
+            .iter()
+            .map(|op| match op {
+                AlterConfigOp::Set(k, v) => AlterableConfig::default()
+                    .with_name(StrBytes::from_string(k.clone()))
+                    .with_config_operation(0)
+                    .with_value(Some(StrBytes::from_string(v.clone()))),
+                AlterConfigOp::Delete(k) => AlterableConfig::default().with_name(StrBytes::from_string(k.clone())).with_config_operation(1),
+            })
+            .collect();
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(RESOURCE_TOPIC)
+            .with_resource_name(StrBytes::from_string(topic.to_string()))
+            .with_configs(configs)]);
+        self.retrying(&format!("alter configs {topic}"), || async {
+            let candidates = self.cluster.any_brokers();
+            let (_, resp) = self
+                .cluster
+                .call_any(
+                    ApiKey::IncrementalAlterConfigs,
+                    INCREMENTAL_ALTER_CONFIGS_VERSION,
+                    RequestKind::IncrementalAlterConfigs(request.clone()),
+                    &candidates,
+                )
+                .await?;
+            let ResponseKind::IncrementalAlterConfigs(resp) = resp else {
+                return Err(ClientError::Malformed("IncrementalAlterConfigs: wrong response kind".into()));
+            };
+            let r = resp.responses.first().ok_or_else(|| ClientError::Malformed("IncrementalAlterConfigs: no result".into()))?;
+            match r.error_code {
+                0 => Ok(()),
+                code => Err(ClientError::broker(code, format!("alter configs {topic}"), r.error_message.as_ref().map(|m| m.as_str()))),
             }
         })
         .await

@@ -176,6 +176,15 @@ impl Cluster {
         c
     }
 
+    /// The address of broker `id` (refreshing once if it is not known yet).
+    pub async fn broker_addr(&self, id: i32) -> Option<SocketAddr> {
+        if let Some(a) = self.state.lock().unwrap().brokers.get(&id) {
+            return Some(*a);
+        }
+        self.refresh().await.ok()?;
+        self.state.lock().unwrap().brokers.get(&id).copied()
+    }
+
     /// The partitions of a topic as last seen (refreshing first if needed).
     pub async fn partitions(&self, topic: &str) -> Result<Vec<PartitionMeta>, ClientError> {
         self.ensure_fresh(topic).await?;

@@ -27,7 +27,7 @@ pub mod network;
 pub mod partitioner;
 pub mod producer;
 
-pub use admin::Admin;
+pub use admin::{Admin, AlterConfigOp, ConfigEntry};
 pub use config::{AdminConfig, ConsumerConfig, NetworkConfig, OffsetReset, ProducerConfig};
 pub use consumer::{Consumer, ConsumerRecord};
 pub use error::{ClientError, ConfigError, SendError};

@@ -81,6 +81,7 @@ impl Shared {
                 let result = st.create_topic(&name, partitions, replication_factor, configs);
                 ControllerResponse::CreateTopic { result }
             }
+            ControllerRequest::TopicAdmin(cmd) => ControllerResponse::TopicAdmin { result: st.apply_topic_command(cmd) },
         };
         self.persist_if_changed(&st, before)?;
         Ok(resp)

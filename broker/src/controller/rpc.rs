@@ -29,6 +29,8 @@ pub enum ControllerRequest {
         new_isr: Vec<i32>,
     },
     CreateTopic { name: String, partitions: i32, replication_factor: i32, configs: Settings },
+    /// Changes to an existing topic (partitions, config overrides).
+    TopicAdmin(super::state::TopicCommand),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,6 +38,7 @@ pub enum ControllerResponse {
     Heartbeat { image: Option<MetadataImage>, fenced: bool },
     AlterPartition { result: Result<PartitionState, RpcError> },
     CreateTopic { result: Result<(), RpcError> },
+    TopicAdmin { result: Result<(), RpcError> },
 }
 
 /// Errors carried as Kafka error codes so brokers can pass them on.

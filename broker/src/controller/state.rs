@@ -8,12 +8,47 @@
 
 use super::image::{BrokerInfo, MetadataImage, PartitionState, TopicInfo, NO_LEADER};
 use super::rpc::RpcError;
-use crate::config::{Settings, TopicSettings};
+use crate::config::{validate_topic_configs, validate_topic_config, Settings, TopicSettings};
 use kafka_protocol::error::ResponseError;
 use std::collections::BTreeMap;
 
 /// Bound on partitions one topic may have (a named limit, as everything).
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+
+/// Admin changes to an existing topic, applied by the controller.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TopicCommand {
+    /// CreatePartitions: grow `topic` to `count` partitions (never shrink).
+    CreatePartitions { topic: String, count: i32, validate_only: bool },
+    /// IncrementalAlterConfigs SET (`Some`) / DELETE (`None`) per key.
+    AlterConfigs { topic: String, ops: Vec<(String, Option<String>)>, validate_only: bool },
+}
+
+fn err(e: ResponseError, message: impl Into<String>) -> RpcError {
+    RpcError::new(e.code(), message)
+}
+
+/// CreateTopics validation shared by the controller and `validate_only`
+/// requests on brokers (no I/O, no state change).
+pub fn validate_create_topic(image: &MetadataImage, name: &str, partitions: i32, replication_factor: i32, configs: &Settings) -> Result<(), RpcError> {
+    if image.topics.contains_key(name) {
+        return Err(err(ResponseError::TopicAlreadyExists, format!("topic {name} exists")));
+    }
+    if name.is_empty() || name.len() > 249 || name == "." || name == ".." || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+        return Err(err(ResponseError::InvalidTopicException, format!("invalid topic name {name:?}")));
+    }
+    if partitions < 1 || partitions > MAX_PARTITIONS_PER_TOPIC {
+        return Err(err(ResponseError::InvalidPartitions, format!("partitions {partitions}")));
+    }
+    let brokers = image.brokers.len();
+    if replication_factor < 1 || replication_factor as usize > brokers {
+        return Err(err(
+            ResponseError::InvalidReplicationFactor,
+            format!("replication factor {replication_factor} with {brokers} brokers"),
+        ));
+    }
+    validate_topic_configs(configs).map_err(|m| err(ResponseError::InvalidConfig, m))
+}
 
 #[derive(Debug, Clone)]
 pub struct ControllerState {
@@ -238,37 +273,77 @@ impl ControllerState {
         Ok(out)
     }
 
+    /// A new partition `p`: replicas round-robin over `brokers` starting at
+    /// `p`, first replica preferred leader; ISR = the live replicas.
+    fn new_partition(&self, brokers: &[i32], p: i32, replication_factor: i32) -> PartitionState {
+        let replicas: Vec<i32> = (0..replication_factor).map(|i| brokers[(p + i) as usize % brokers.len()]).collect();
+        let isr: Vec<i32> = replicas.iter().copied().filter(|r| !self.image.is_fenced(*r)).collect();
+        let (leader, isr) = match isr.first() {
+            Some(&l) => (l, isr),
+            None => (NO_LEADER, vec![replicas[0]]),
+        };
+        PartitionState { partition: p, replicas, isr, leader, leader_epoch: 0, partition_epoch: 0 }
+    }
+
+    /// Applies an admin change to an existing topic (validated first; with
+    /// `validate_only` nothing changes).
+    pub fn apply_topic_command(&mut self, cmd: TopicCommand) -> Result<(), RpcError> {
+        match cmd {
+            TopicCommand::CreatePartitions { topic, count, validate_only } => {
+                let t = self.image.topics.get(&topic).ok_or_else(|| err(ResponseError::UnknownTopicOrPartition, format!("no topic {topic}")))?;
+                let current = t.partitions.len() as i32;
+                // Kafka: "Topic currently has N partitions, which is higher than the requested M."
+                if count <= current {
+                    return Err(err(ResponseError::InvalidPartitions, format!("topic {topic} has {current} partitions; {count} is not an increase")));
+                }
+                if count > MAX_PARTITIONS_PER_TOPIC {
+                    return Err(err(ResponseError::InvalidPartitions, format!("partitions {count} over {MAX_PARTITIONS_PER_TOPIC}")));
+                }
+                let rf = t.partitions.first().map_or(1, |p| p.replicas.len()) as i32;
+                let brokers: Vec<i32> = self.image.brokers.keys().copied().collect();
+                if rf as usize > brokers.len() {
+                    return Err(err(ResponseError::InvalidReplicationFactor, format!("replication factor {rf} with {} brokers", brokers.len())));
+                }
+                if validate_only {
+                    return Ok(());
+                }
+                let new: Vec<PartitionState> = (current..count).map(|p| self.new_partition(&brokers, p, rf)).collect();
+                self.image.topics.get_mut(&topic).expect("checked").partitions.extend(new);
+            }
+            TopicCommand::AlterConfigs { topic, ops, validate_only } => {
+                let t = self.image.topics.get(&topic).ok_or_else(|| err(ResponseError::UnknownTopicOrPartition, format!("no topic {topic}")))?;
+                let mut configs = t.configs.clone();
+                for (key, value) in ops {
+                    match value {
+                        Some(v) => {
+                            validate_topic_config(&key, &v).map_err(|m| err(ResponseError::InvalidConfig, m))?;
+                            configs.0.insert(key, v);
+                        }
+                        None => {
+                            // Kafka lets DELETE of an unset key pass, but not of an unknown one.
+                            if crate::config::topic_config_def(&key).is_none() {
+                                return Err(err(ResponseError::InvalidConfig, format!("unknown topic config {key}")));
+                            }
+                            configs.0.remove(&key);
+                        }
+                    }
+                }
+                if validate_only || configs == t.configs {
+                    return Ok(());
+                }
+                self.image.topics.get_mut(&topic).expect("checked").configs = configs;
+            }
+        }
+        self.bump();
+        Ok(())
+    }
+
     /// CreateTopics: replicas placed round-robin over registered brokers,
     /// first replica preferred leader; ISR = the live replicas.
     pub fn create_topic(&mut self, name: &str, partitions: i32, replication_factor: i32, configs: Settings) -> Result<(), RpcError> {
-        if self.image.topics.contains_key(name) {
-            return Err(RpcError::new(ResponseError::TopicAlreadyExists.code(), format!("topic {name} exists")));
-        }
-        if name.is_empty() || name.len() > 249 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
-            return Err(RpcError::new(ResponseError::InvalidTopicException.code(), format!("invalid topic name {name:?}")));
-        }
-        if partitions < 1 || partitions > MAX_PARTITIONS_PER_TOPIC {
-            return Err(RpcError::new(ResponseError::InvalidPartitions.code(), format!("partitions {partitions}")));
-        }
+        validate_create_topic(&self.image, name, partitions, replication_factor, &configs)?;
         let brokers: Vec<i32> = self.image.brokers.keys().copied().collect();
-        if replication_factor < 1 || replication_factor as usize > brokers.len() {
-            return Err(RpcError::new(
-                ResponseError::InvalidReplicationFactor.code(),
-                format!("replication factor {replication_factor} with {} brokers", brokers.len()),
-            ));
-        }
-        let mut parts = Vec::with_capacity(partitions as usize);
-        for p in 0..partitions {
-            let replicas: Vec<i32> = (0..replication_factor)
-                .map(|i| brokers[(p + i) as usize % brokers.len()])
-                .collect();
-            let isr: Vec<i32> = replicas.iter().copied().filter(|r| !self.image.is_fenced(*r)).collect();
-            let (leader, isr) = match isr.first() {
-                Some(&l) => (l, isr),
-                None => (NO_LEADER, vec![replicas[0]]),
-            };
-            parts.push(PartitionState { partition: p, replicas, isr, leader, leader_epoch: 0, partition_epoch: 0 });
-        }
+        let parts = (0..partitions).map(|p| self.new_partition(&brokers, p, replication_factor)).collect();
         let mut topic_id = [0u8; 16];
         topic_id[8..].copy_from_slice(&self.next_topic_id.to_be_bytes());
         self.next_topic_id += 1;
@@ -376,5 +451,66 @@ mod tests {
         assert_eq!(c.create_topic("u", 1, 4, Settings::new()).unwrap_err().code, ResponseError::InvalidReplicationFactor.code());
         c.create_topic("u", 2, 2, Settings::new()).unwrap();
         assert_eq!(c.image.partition("u", 1).unwrap().replicas, vec![2, 3]);
+        let bad = Settings::from_pairs([("retention.ms", "soon")]);
+        assert_eq!(c.create_topic("v", 1, 1, bad).unwrap_err().code, ResponseError::InvalidConfig.code());
+        let unknown = Settings::from_pairs([("no.such.config", "1")]);
+        assert_eq!(c.create_topic("v", 1, 1, unknown).unwrap_err().code, ResponseError::InvalidConfig.code());
+        assert_eq!(c.create_topic("v", 0, 1, Settings::new()).unwrap_err().code, ResponseError::InvalidPartitions.code());
+    }
+
+    // Kafka CreatePartitions (KIP-195): increase only, new replicas placed like CreateTopics.
+    #[test]
+    fn create_partitions_only_increases_and_places_round_robin() {
+        let mut c = cluster3();
+        let inc = |count| TopicCommand::CreatePartitions { topic: "t".into(), count, validate_only: false };
+        assert_eq!(c.apply_topic_command(inc(3)).unwrap_err().code, ResponseError::InvalidPartitions.code());
+        assert_eq!(c.apply_topic_command(inc(2)).unwrap_err().code, ResponseError::InvalidPartitions.code());
+        let v = c.image.version;
+        c.apply_topic_command(TopicCommand::CreatePartitions { topic: "t".into(), count: 5, validate_only: true }).unwrap();
+        assert_eq!(c.image.version, v);
+        c.apply_topic_command(inc(5)).unwrap();
+        assert_eq!(c.image.topics["t"].partitions.len(), 5);
+        assert_eq!(c.image.partition("t", 3).unwrap().replicas, vec![1, 2, 3]);
+        assert_eq!(c.image.partition("t", 4).unwrap().replicas, vec![2, 3, 1]);
+        assert_eq!(c.image.partition("t", 4).unwrap().leader, 2);
+        let e = c.apply_topic_command(TopicCommand::CreatePartitions { topic: "nope".into(), count: 2, validate_only: false }).unwrap_err();
+        assert_eq!(e.code, ResponseError::UnknownTopicOrPartition.code());
+    }
+
+    // KIP-339 IncrementalAlterConfigs: SET and DELETE per key, validated.
+    #[test]
+    fn alter_configs_sets_and_deletes_overrides() {
+        let mut c = cluster3();
+        let alter = |ops: Vec<(&str, Option<&str>)>| TopicCommand::AlterConfigs {
+            topic: "t".into(),
+            ops: ops.into_iter().map(|(k, v)| (k.to_string(), v.map(str::to_string))).collect(),
+            validate_only: false,
+        };
+        c.apply_topic_command(alter(vec![("retention.ms", Some("1000")), ("max.message.bytes", Some("10"))])).unwrap();
+        assert_eq!(c.image.topics["t"].configs.get("retention.ms"), Some("1000"));
+        c.apply_topic_command(alter(vec![("retention.ms", None)])).unwrap();
+        assert_eq!(c.image.topics["t"].configs.get("retention.ms"), None);
+        assert_eq!(c.image.topics["t"].configs.get("max.message.bytes"), Some("10"));
+        let e = c.apply_topic_command(alter(vec![("max.message.bytes", Some("1")), ("retention.ms", Some("x"))])).unwrap_err();
+        assert_eq!(e.code, ResponseError::InvalidConfig.code());
+        assert_eq!(c.image.topics["t"].configs.get("max.message.bytes"), Some("10"), "a failed alter changes nothing");
+    }
+
+    // The topic-level unclean.leader.election.enable override beats the broker default.
+    #[test]
+    fn topic_unclean_override_is_used_when_electing() {
+        let mut c = cluster3();
+        c.apply_topic_command(TopicCommand::AlterConfigs {
+            topic: "t".into(),
+            ops: vec![("unclean.leader.election.enable".into(), Some("true".into()))],
+            validate_only: false,
+        })
+        .unwrap();
+        let ps = c.image.partition("t", 0).unwrap().clone();
+        c.alter_partition(1, "t", 0, ps.leader_epoch, ps.partition_epoch, vec![1]).unwrap();
+        c.heartbeat(2, 102, "h", 9092, 9000);
+        c.heartbeat(3, 103, "h", 9092, 9000);
+        c.tick(9500);
+        assert_eq!(c.image.partition("t", 0).unwrap().leader, 2);
     }
 }

@@ -249,31 +249,40 @@ pub(crate) mod tests {
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
 
+    /// A producer's record at `offset` within its batch (no producer id).
+    pub(crate) fn record(offset: usize, timestamp: i64, key: Option<Bytes>, value: Option<Bytes>) -> Record {
+        Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: offset as i64,
+            // The encoder splits batches where offset - sequence changes.
+            sequence: offset as i32,
+            timestamp,
+            key,
+            value,
+            headers: IndexMap::new(),
+        }
+    }
+
+    /// `records` as one v2 batch (baseOffset 0, no leader epoch).
+    pub(crate) fn encode(records: &[Record], compression: Compression) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(&mut buf, records, &RecordEncodeOptions { version: 2, compression }).expect("encode");
+        buf.to_vec()
+    }
+
     /// One batch of `n` records with values `"{tag}-{i}"`, as a producer sends it
     /// (baseOffset 0, no leader epoch).
     pub(crate) fn batch(n: usize, tag: &str, compression: Compression) -> Vec<u8> {
         let records: Vec<Record> = (0..n)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder splits batches where offset - sequence changes.
-                sequence: i as i32,
-                timestamp: 1_000 + i as i64,
-                key: Some(Bytes::from(format!("k{i}"))),
-                value: Some(Bytes::from(format!("{tag}-{i}"))),
-                headers: IndexMap::new(),
-            })
+            .map(|i| record(i, 1_000 + i as i64, Some(Bytes::from(format!("k{i}"))), Some(Bytes::from(format!("{tag}-{i}")))))
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression })
-            .expect("encode");
-        buf.to_vec()
+        encode(&records, compression)
     }
 
     #[test]

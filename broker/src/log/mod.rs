@@ -34,7 +34,9 @@ use bytes::Bytes;
 use crate::storage::{join, Storage};
 
 pub mod batch;
+pub mod cleaner;
 pub mod epoch_cache;
+pub mod records;
 
 pub use batch::{BatchError, BatchHeader};
 pub use epoch_cache::{EpochEntry, LeaderEpochCache};
@@ -125,11 +127,14 @@ struct Segment {
     index: Vec<(i64, u64)>,
     /// Bytes appended since the last index entry.
     bytes_since_index: u64,
+    /// Largest batch maxTimestamp in the segment (-1 if none): what
+    /// `retention.ms` is measured from (Kafka's segment largestTimestamp).
+    max_timestamp: i64,
 }
 
 impl Segment {
     fn new(base_offset: i64) -> Self {
-        Segment { base_offset, next_offset: base_offset, size: 0, index: Vec::new(), bytes_since_index: 0 }
+        Segment { base_offset, next_offset: base_offset, size: 0, index: Vec::new(), bytes_since_index: 0, max_timestamp: -1 }
     }
 
     /// Position from which to scan for `offset`: the last indexed batch
@@ -154,6 +159,7 @@ impl Segment {
         }
         self.bytes_since_index += header.total_len() as u64;
         self.next_offset = header.next_offset();
+        self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
         entry
     }
 }
@@ -236,6 +242,9 @@ impl Log {
                     }
                     _ => tracing::warn!(dir, name, "ignoring file that is not a segment"),
                 }
+            } else if name.ends_with(cleaner::CLEANED_SUFFIX) {
+                // A cleaner pass died before its rename: the old segment stands.
+                storage.remove(&join(dir, &name))?;
             } else if let Some(stem) = name.strip_suffix(INDEX_SUFFIX) {
                 stray_indexes.push((stem.to_string(), name));
             }
@@ -371,6 +380,13 @@ impl Log {
 
     pub fn config(&self) -> &LogConfig {
         &self.config
+    }
+
+    /// Takes changed topic settings (Kafka applies new segment.bytes at the
+    /// next roll, flush settings at the next check: so do we).
+    pub fn set_config(&mut self, config: LogConfig) {
+        assert!(config.segment_bytes > 0, "segment_bytes must be positive");
+        self.config = config;
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -570,6 +586,68 @@ impl Log {
         Ok(())
     }
 
+    /// Retention (Kafka's `deleteOldSegments`): deletes whole segments, oldest
+    /// first, that lie entirely below `high_watermark` and are either older
+    /// than `retention_ms` (by their largest timestamp, against `now_ms`, in
+    /// ms since the epoch) or beyond `retention_bytes` of total size. Never
+    /// the active segment. Advances the log start offset; returns how many
+    /// segments went.
+    pub fn delete_retained_segments(&mut self, now_ms: i64, retention_ms: Option<i64>, retention_bytes: Option<i64>, high_watermark: i64) -> Result<usize, LogError> {
+        self.ensure_online()?;
+        let mut excess = retention_bytes.map_or(i64::MIN, |limit| self.size_bytes() as i64 - limit);
+        let active = self.active().base_offset;
+        let mut doomed = Vec::new();
+        for seg in self.segments.values() {
+            if seg.base_offset == active || seg.next_offset > high_watermark {
+                break;
+            }
+            let by_time = retention_ms.is_some_and(|ms| seg.max_timestamp >= 0 && now_ms.saturating_sub(seg.max_timestamp) > ms);
+            let by_size = excess.saturating_sub(seg.size as i64) >= 0;
+            if !(by_time || by_size) {
+                break;
+            }
+            excess = excess.saturating_sub(seg.size as i64);
+            doomed.push(seg.base_offset);
+        }
+        self.delete_segments_before(doomed.len())
+    }
+
+    /// Follower side of retention: the leader's log start offset moved, so
+    /// delete our closed segments that lie entirely below it.
+    pub fn advance_log_start(&mut self, leader_log_start_offset: i64) -> Result<usize, LogError> {
+        self.ensure_online()?;
+        let active = self.active().base_offset;
+        let n = self
+            .segments
+            .values()
+            .take_while(|s| s.base_offset != active && s.next_offset <= leader_log_start_offset)
+            .count();
+        self.delete_segments_before(n)
+    }
+
+    /// Deletes the `n` oldest segments (never the active one).
+    fn delete_segments_before(&mut self, n: usize) -> Result<usize, LogError> {
+        if n == 0 {
+            return Ok(0);
+        }
+        assert!(n < self.segments.len(), "retention must not delete the active segment");
+        let bases: Vec<i64> = self.segments.keys().take(n).copied().collect();
+        for base in &bases {
+            // Memory first: a failure part-way leaves files that recovery
+            // will see as the log's (older) start, which is still valid.
+            self.segments.remove(base);
+            self.dirty_segments.remove(base);
+            self.log_start_offset = *self.segments.keys().next().expect("active remains");
+            if let Err(e) = self.delete_segment_files(*base) {
+                self.offline = true;
+                return Err(e);
+            }
+        }
+        tracing::debug!(dir = %self.dir, deleted = n, log_start_offset = self.log_start_offset, "retention deleted segments");
+        self.check_invariants();
+        Ok(n)
+    }
+
     /// Whole batches from the one containing `offset`, stopping before
     /// `max_offset` (exclusive: a batch is included only if its last offset is
     /// below it; pass the HW for consumers, LEO for followers), at most
@@ -643,8 +721,27 @@ impl Log {
         result
     }
 
+    /// Empties the log and restarts it at `offset` (Kafka's
+    /// `truncateFullyAndStartAt`): a follower whose log ends below the
+    /// leader's log start offset (retention deleted what it misses).
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        self.ensure_online()?;
+        let result = self.reset_to(offset);
+        if result.is_err() {
+            self.offline = true;
+        }
+        result
+    }
+
     fn truncate_inner(&mut self, offset: i64) -> Result<(), LogError> {
         if offset <= self.log_start_offset {
+            return self.reset_to(offset);
+        }
+        self.truncate_tail(offset)
+    }
+
+    fn reset_to(&mut self, offset: i64) -> Result<(), LogError> {
+        {
             let start = offset.max(0);
             let bases: Vec<i64> = self.segments.keys().copied().collect();
             self.segments.insert(start, Segment::new(start));
@@ -668,8 +765,11 @@ impl Log {
             self.log_start_offset = start;
             self.epochs.clear()?;
             self.check_invariants();
-            return Ok(());
+            Ok(())
         }
+    }
+
+    fn truncate_tail(&mut self, offset: i64) -> Result<(), LogError> {
         // Drop whole segments that start at or after the offset.
         let later: Vec<i64> = self.segments.range(offset..).map(|(b, _)| *b).collect();
         for base in later {

@@ -460,3 +460,21 @@ fn segment_names_are_twenty_digit_base_offsets() {
     let h = BatchHeader::parse(&batch(1, "a", Compression::None)).unwrap();
     assert_eq!(h.total_len(), batch(1, "a", Compression::None).len());
 }
+
+// Kafka's truncateFullyAndStartAt: a follower behind the leader's log start
+// offset restarts its log there.
+#[test]
+fn truncate_fully_and_start_at_restarts_the_log() {
+    let (d, _) = disk();
+    let mut log = open(&d, config());
+    append_n(&mut log, 2);
+    log.truncate_fully_and_start_at(100).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 100));
+    assert_eq!(log.segment_base_offsets(), vec![100]);
+    let mut b = batch(2, "f", Compression::None);
+    super::batch::set_base_offset(&mut b, 100);
+    log.append_as_follower(&b).unwrap();
+    drop(log);
+    let log = open(&d, config());
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 102));
+}

@@ -215,12 +215,27 @@ impl Partition {
         if self.role != Role::Leader {
             return Err(ResponseError::NotLeaderOrFollower);
         }
-        if records.len() > self.settings.max_message_bytes {
-            return Err(ResponseError::MessageTooLarge);
+        // Kafka checks each batch against max.message.bytes (the topic
+        // override, else the broker's message.max.bytes): nothing of the
+        // request's partition is appended if one is too large.
+        for item in crate::log::batch::iter_batches(records) {
+            match item {
+                Ok((h, _)) if h.total_len() > self.settings.max_message_bytes => return Err(ResponseError::MessageTooLarge),
+                Ok(_) => {}
+                Err(_) => return Err(ResponseError::CorruptMessage),
+            }
         }
         if acks == -1 && (self.state.isr.len() as i64) < self.settings.min_insync_replicas {
             return Err(ResponseError::NotEnoughReplicas);
         }
+        let recompressed;
+        let records = match crate::log::records::codec_by_name(&self.settings.compression_type) {
+            None => records, // `producer`: stored as sent
+            Some(target) => {
+                recompressed = recompress_all(records, target)?;
+                &recompressed[..]
+            }
+        };
         let info = self
             .log
             .append_as_leader(records, self.state.leader_epoch)
@@ -399,6 +414,49 @@ impl Partition {
         Ok(target)
     }
 
+    /// Housekeeping for `cleanup.policy`: retention (delete) and compaction.
+    /// Returns (segments deleted, segments compacted). `wall_ms` is ms since
+    /// the epoch. Both work below the HW only.
+    pub fn retention_pass(&mut self, wall_ms: i64) -> PResult<usize> {
+        if !self.settings.cleanup_policy.delete {
+            return Ok(0);
+        }
+        self.log
+            .delete_retained_segments(wall_ms, self.settings.retention_ms, self.settings.retention_bytes, self.high_watermark)
+            .map_err(|e| log_error_code(&e))
+    }
+
+    /// One cleaner pass if the topic is compacted.
+    pub fn clean_pass(&mut self, wall_ms: i64) -> PResult<crate::log::cleaner::CleanStats> {
+        if !self.settings.cleanup_policy.compact {
+            return Ok(Default::default());
+        }
+        self.log.clean(self.high_watermark, wall_ms, self.settings.delete_retention_ms).map_err(|e| log_error_code(&e))
+    }
+
+    /// Follower: the leader's log start offset (Fetch response) moved past
+    /// whole segments of ours; delete them.
+    pub fn follow_log_start(&mut self, leader_log_start_offset: i64) {
+        let upto = leader_log_start_offset.min(self.high_watermark);
+        if upto > self.log.log_start_offset() {
+            if let Err(e) = self.log.advance_log_start(upto) {
+                tracing::warn!(topic = %self.topic, partition = self.partition, "follower retention failed: {e}");
+            }
+        }
+    }
+
+    /// Follower: the leader answered OFFSET_OUT_OF_RANGE and its log starts
+    /// past our log end (retention removed what we miss): restart our log at
+    /// the leader's log start offset, as Kafka's fetcher does.
+    pub fn reset_to_leader_log_start(&mut self, leader_log_start_offset: i64) -> PResult<bool> {
+        if leader_log_start_offset <= self.log.log_end_offset() {
+            return Ok(false);
+        }
+        self.log.truncate_fully_and_start_at(leader_log_start_offset).map_err(|e| log_error_code(&e))?;
+        self.high_watermark = leader_log_start_offset;
+        Ok(true)
+    }
+
     /// Follower: appends fetched batches and takes the leader's HW.
     pub fn append_as_follower(&mut self, records: &[u8], leader_hw: i64, now_ms: u64) -> PResult<()> {
         if !records.is_empty() {
@@ -415,6 +473,24 @@ impl Partition {
 
 #[cfg(test)]
 mod tests;
+
+/// `compression.type` other than `producer`: every batch not already in the
+/// target codec is decoded and re-encoded with it (Kafka's LogValidator
+/// recompression); batches already in it keep their bytes.
+fn recompress_all(records: &[u8], target: kafka_protocol::records::Compression) -> PResult<Vec<u8>> {
+    let mut out = Vec::with_capacity(records.len());
+    for item in crate::log::batch::iter_batches(records) {
+        let (h, range) = item.map_err(|_| ResponseError::CorruptMessage)?;
+        let bytes = &records[range];
+        h.validate(bytes).map_err(|_| ResponseError::CorruptMessage)?;
+        if h.compression() == target as u8 || h.is_control() {
+            out.extend_from_slice(bytes);
+        } else {
+            out.extend(crate::log::records::recompress(bytes, target).map_err(|_| ResponseError::CorruptMessage)?);
+        }
+    }
+    Ok(out)
+}
 
 /// Maps a log failure to the Kafka error a client sees.
 pub fn log_error_code(e: &crate::log::LogError) -> ResponseError {

@@ -127,6 +127,16 @@ pub async fn fetcher_loop(shared: Arc<BrokerShared>, leader: i32) {
                     if p.role != (Role::Follower { leader }) || p.state.leader_epoch != sent_epoch {
                         continue; // role changed while the fetch was out
                     }
+                    if pd.error_code == kafka_protocol::error::ResponseError::OffsetOutOfRange.code() {
+                        match p.reset_to_leader_log_start(pd.log_start_offset) {
+                            Ok(true) => {
+                                tracing::info!(broker = me, topic = %key.0, partition = key.1, start = pd.log_start_offset, "restarted log at the leader's log start");
+                                continue;
+                            }
+                            Ok(false) => {}
+                            Err(e) => tracing::error!(broker = me, "reset to leader log start failed: {e}"),
+                        }
+                    }
                     if pd.error_code != 0 {
                         backoff = true;
                         continue;
@@ -143,6 +153,7 @@ pub async fn fetcher_loop(shared: Arc<BrokerShared>, leader: i32) {
                         tracing::warn!(broker = me, topic = %key.0, partition = key.1, "follower append failed: {e}");
                         backoff = true;
                     }
+                    p.follow_log_start(pd.log_start_offset);
                 }
             }
         }

@@ -85,6 +85,13 @@ pub fn apply_image(shared: &Arc<BrokerShared>, image: MetadataImage, hw_checkpoi
             }
             let mut parts = shared.partitions.lock().unwrap();
             let p = parts.get_mut(&key).expect("just opened");
+            // Topic config changes (IncrementalAlterConfigs) reach the live log.
+            let settings = crate::config::TopicSettings::resolve(&shared.config.settings, &topic.configs);
+            if settings != p.settings {
+                tracing::info!(broker = me, topic = %name, partition = ps.partition, "topic config changed");
+                p.log.set_config(shared.log_config(&settings));
+                p.settings = settings;
+            }
             if p.apply_state(ps.clone(), now_ms) {
                 tracing::info!(broker = me, topic = %name, partition = ps.partition, role = ?p.role, epoch = ps.leader_epoch, "role change");
             }

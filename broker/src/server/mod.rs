@@ -75,6 +75,12 @@ impl BrokerShared {
         self.start.elapsed().as_millis() as u64
     }
 
+    /// Wall-clock ms since the epoch (simulated under madsim): the timebase
+    /// of record timestamps, for retention.ms and delete.retention.ms.
+    pub fn wall_ms(&self) -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    }
+
     /// The log dir a partition lives in (round-robin by partition for now;
     /// several dirs with failure handling are a later issue).
     pub fn partition_dir(&self, topic: &str, partition: i32) -> String {
@@ -86,10 +92,7 @@ impl BrokerShared {
     pub fn log_config(&self, settings: &TopicSettings) -> LogConfig {
         LogConfig {
             segment_bytes: settings.segment_bytes,
-            index_interval_bytes: self
-                .config
-                .settings
-                .u64_or("log.index.interval.bytes", defaults::LOG_INDEX_INTERVAL_BYTES),
+            index_interval_bytes: settings.index_interval_bytes,
             flush_messages: settings.flush_messages,
             flush_ms: settings.flush_ms,
         }
@@ -182,9 +185,15 @@ pub async fn run_broker(storage: Arc<dyn Storage>, config: BrokerConfig, incarna
     result
 }
 
-/// HW checkpoints and time-based flushes.
+/// HW checkpoints, time-based flushes, retention (every
+/// `log.retention.check.interval.ms`) and the cleaner (every
+/// `log.cleaner.backoff.ms`).
 async fn housekeeping_loop(shared: Arc<BrokerShared>) {
     let mut last_checkpoint_ms = 0;
+    let retention_every_ms = shared.config.settings.u64_or("log.retention.check.interval.ms", defaults::RETENTION_CHECK_INTERVAL_MS);
+    let clean_every_ms = shared.config.settings.u64_or("log.cleaner.backoff.ms", defaults::CLEANER_BACKOFF_MS);
+    let mut last_retention_ms = 0;
+    let mut last_clean_ms = 0;
     loop {
         tokio::time::sleep(Duration::from_millis(FLUSH_CHECK_INTERVAL_MS)).await;
         let now_ms = shared.now_ms();
@@ -194,6 +203,32 @@ async fn housekeeping_loop(shared: Arc<BrokerShared>) {
                 if let Err(e) = p.log.maybe_flush(now_ms) {
                     tracing::warn!(broker = shared.config.id, topic = %p.topic, p = p.partition, "flush failed: {e}");
                 }
+            }
+        }
+        let retention_due = now_ms - last_retention_ms >= retention_every_ms;
+        let clean_due = now_ms - last_clean_ms >= clean_every_ms;
+        if retention_due || clean_due {
+            let wall_ms = shared.wall_ms();
+            let mut parts = shared.partitions.lock().unwrap();
+            for p in parts.values_mut() {
+                if retention_due {
+                    match p.retention_pass(wall_ms) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(broker = shared.config.id, topic = %p.topic, p = p.partition, segments = n, log_start = p.log.log_start_offset(), "retention"),
+                        Err(e) => tracing::warn!(broker = shared.config.id, topic = %p.topic, p = p.partition, "retention failed: {e:?}"),
+                    }
+                }
+                if clean_due {
+                    if let Err(e) = p.clean_pass(wall_ms) {
+                        tracing::warn!(broker = shared.config.id, topic = %p.topic, p = p.partition, "cleaner failed: {e:?}");
+                    }
+                }
+            }
+            if retention_due {
+                last_retention_ms = now_ms;
+            }
+            if clean_due {
+                last_clean_ms = now_ms;
             }
         }
         if now_ms - last_checkpoint_ms >= HW_CHECKPOINT_INTERVAL_MS {

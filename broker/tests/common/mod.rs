@@ -24,6 +24,11 @@ pub fn start_controller(addr: SocketAddr) -> madsim::runtime::NodeHandle {
 
 /// Starts broker `id` listening (and advertised) on `addr`, on its own SimDisk.
 pub fn start_broker(id: i32, addr: SocketAddr, controller: SocketAddr) -> madsim::runtime::NodeHandle {
+    start_broker_with(id, addr, controller, Settings::new())
+}
+
+/// `start_broker` with broker settings (Kafka names).
+pub fn start_broker_with(id: i32, addr: SocketAddr, controller: SocketAddr, settings: Settings) -> madsim::runtime::NodeHandle {
     let disk = SimDisk::new(5000);
     madsim::runtime::Handle::current()
         .create_node()
@@ -38,7 +43,7 @@ pub fn start_broker(id: i32, addr: SocketAddr, controller: SocketAddr) -> madsim
                 advertised_port: addr.port(),
                 controllers: vec![controller],
                 log_dirs: vec!["/data0".into()],
-                settings: Settings::new(),
+                settings: settings.clone(),
             };
             async move { run_broker(s, config, 1).await.unwrap() }
         })
