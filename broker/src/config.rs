@@ -67,6 +67,8 @@ pub mod defaults {
     pub const UNCLEAN_LEADER_ELECTION_ENABLE: bool = false;
     pub const DEFAULT_REPLICATION_FACTOR: i64 = 1;
     pub const NUM_PARTITIONS: i64 = 1;
+    pub const AUTO_LEADER_REBALANCE_ENABLE: bool = true;
+    pub const LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS: u64 = 300;
 }
 
 /// Settings the replication path reads, resolved once per topic.
