@@ -215,11 +215,7 @@ impl Node {
                 let image = self.raft.entries().iter().rev().find_map(|e| e.cmd.clone()).unwrap_or_default();
                 tracing::info!(target: "controller", id = self.config.id, term, version = image.version, "active controller");
                 let state = ControllerState::restore(image, self.config.settings.clone(), self.session_timeout_ms, now_ms);
-                let interval_ms = 1000
-                    * self.config.settings.u64_or(
-                        "leader.imbalance.check.interval.seconds",
-                        defaults::LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS,
-                    );
+                let interval_ms = self.rebalance_interval_ms();
                 self.active = Some(Active {
                     term,
                     state,
@@ -230,6 +226,12 @@ impl Node {
             }
         }
         self.report();
+    }
+
+    /// `leader.imbalance.check.interval.seconds`, in ms.
+    fn rebalance_interval_ms(&self) -> u64 {
+        let key = "leader.imbalance.check.interval.seconds";
+        1000 * self.config.settings.u64_or(key, defaults::LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS)
     }
 
     fn report(&self) {
@@ -309,8 +311,7 @@ impl Node {
         let cmds = self.raft.tick(now_ms);
         self.execute(cmds, now_ms);
         let rebalance = self.config.settings.bool_or("auto.leader.rebalance.enable", defaults::AUTO_LEADER_REBALANCE_ENABLE);
-        let interval_ms = 1000
-            * self.config.settings.u64_or("leader.imbalance.check.interval.seconds", defaults::LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS);
+        let interval_ms = self.rebalance_interval_ms();
         let Some(active) = self.active.as_mut() else { return };
         let before = active.state.image.version;
         if now_ms >= active.next_session_check_ms {

@@ -312,18 +312,7 @@ impl<C: Clone> RaftCore<C> {
             self.start_election(out);
             return;
         }
-        for to in self.peers() {
-            out.push(Command::Send {
-                to,
-                msg: Message::RequestVote {
-                    term: self.hard.term + 1,
-                    candidate: self.cfg.id,
-                    last_log_index: self.last_index(),
-                    last_log_term: self.last_term(),
-                    pre_vote: true,
-                },
-            });
-        }
+        self.request_votes(self.hard.term + 1, true, out);
     }
 
     fn start_election(&mut self, out: &mut Vec<Command<C>>) {
@@ -337,6 +326,10 @@ impl<C: Clone> RaftCore<C> {
             self.become_leader(out);
             return;
         }
+        self.request_votes(term, false, out);
+    }
+
+    fn request_votes(&self, term: u64, pre_vote: bool, out: &mut Vec<Command<C>>) {
         for to in self.peers() {
             out.push(Command::Send {
                 to,
@@ -345,7 +338,7 @@ impl<C: Clone> RaftCore<C> {
                     candidate: self.cfg.id,
                     last_log_index: self.last_index(),
                     last_log_term: self.last_term(),
-                    pre_vote: false,
+                    pre_vote,
                 },
             });
         }

@@ -124,3 +124,49 @@ fn decode_record<C: DeserializeOwned>(bytes: &[u8]) -> Option<(Entry<C>, usize)>
     let entry = serde_json::from_slice(json).ok()?;
     Some((entry, HEADER_BYTES + len))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{ManualClock, SimDisk};
+    use rand::SeedableRng;
+
+    fn entry(index: u64, v: u64) -> Entry<u64> {
+        Entry { term: 1, index, cmd: Some(v) }
+    }
+
+    fn disk() -> SimDisk {
+        SimDisk::with_clock(5000, Arc::new(ManualClock::new()))
+    }
+
+    #[test]
+    fn power_loss_keeps_fsynced_entries_and_hard_state() {
+        let disk = disk();
+        let (mut store, rec) = RaftStore::open::<u64>(Arc::new(disk.clone()), "/raft").unwrap();
+        assert!(rec.entries.is_empty());
+        store.save_hard_state(&HardState { term: 3, voted_for: Some(1) }).unwrap();
+        store.append(&[entry(1, 10), entry(2, 20), entry(3, 30)]).unwrap();
+        store.truncate(3).unwrap();
+        store.append(&[entry(3, 31)]).unwrap();
+        disk.power_loss(&mut rand_chacha::ChaCha8Rng::seed_from_u64(1), true);
+        let (_, rec) = RaftStore::open::<u64>(Arc::new(disk.clone()), "/raft").unwrap();
+        assert_eq!(rec.hard_state, HardState { term: 3, voted_for: Some(1) });
+        assert_eq!(rec.entries, vec![entry(1, 10), entry(2, 20), entry(3, 31)]);
+    }
+
+    #[test]
+    fn a_torn_tail_record_is_dropped_on_open() {
+        let disk = disk();
+        let (mut store, _) = RaftStore::open::<u64>(Arc::new(disk.clone()), "/raft").unwrap();
+        store.append(&[entry(1, 10), entry(2, 20)]).unwrap();
+        let len = disk.len("/raft/log").unwrap();
+        disk.truncate("/raft/log", len - 3).unwrap(); // half-written last record
+        let (mut store, rec) = RaftStore::open::<u64>(Arc::new(disk.clone()), "/raft").unwrap();
+        assert_eq!(rec.entries, vec![entry(1, 10)]);
+        assert!(rec.dropped_tail_bytes > 0);
+        store.append(&[entry(2, 21)]).unwrap();
+        let (_, rec) = RaftStore::open::<u64>(Arc::new(disk), "/raft").unwrap();
+        assert_eq!(rec.entries, vec![entry(1, 10), entry(2, 21)]);
+        assert_eq!(rec.dropped_tail_bytes, 0);
+    }
+}
