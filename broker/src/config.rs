@@ -76,6 +76,8 @@ pub mod defaults {
     pub const RETENTION_CHECK_INTERVAL_MS: u64 = 300_000;
     /// `log.cleaner.backoff.ms`: pause between cleaner passes.
     pub const CLEANER_BACKOFF_MS: u64 = 15_000;
+    pub const AUTO_LEADER_REBALANCE_ENABLE: bool = true;
+    pub const LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS: u64 = 300;
 }
 
 /// What a topic config's value must look like.

@@ -21,8 +21,11 @@
 //!   IncrementalAlterConfigs, Produce, Fetch, ListOffsets).
 //! - [`replica`]: the partition replication state machine — leader and
 //!   follower roles, ISR, high watermark, acks=all completion — free of I/O.
-//! - [`controller`]: the metadata controller: broker registration and
-//!   heartbeats, fencing, leader election from the ISR, ISR changes.
+//! - [`controller`]: the metadata controller quorum: its own Raft
+//!   (`controller::raft`, a pure state machine plus an fsynced log) elects
+//!   the active controller, which handles broker registration and
+//!   heartbeats, fencing, leader election from the ISR, ISR changes and
+//!   preferred-leader rebalancing, committing each decision before answering.
 //! - [`server`]: the broker process: listener, connections, dispatch to
 //!   `api`, follower fetchers, controller heartbeats.
 //! - [`client`]: producer, assign-mode consumer and admin clients speaking

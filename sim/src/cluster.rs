@@ -7,12 +7,12 @@
 
 use ksim_broker::config::Settings;
 use ksim_broker::controller::image::MetadataImage;
-use ksim_broker::controller::{run_controller, ControllerConfig, IMAGE_PATH};
+use ksim_broker::controller::{run_controller, ControllerConfig, RaftStatus, IMAGE_PATH};
 use ksim_broker::server::{run_broker, BrokerConfig};
 use ksim_broker::storage::{SimDisk, Storage};
 use madsim::runtime::{Handle, NodeHandle};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Kafka's client port.
 pub const BROKER_PORT: u16 = 9092;
@@ -27,6 +27,9 @@ pub struct ServerNode {
     pub addr: SocketAddr,
     /// False between a crash/power loss and the restart.
     pub up: bool,
+    /// Controllers only: the Raft role the process last reported (an
+    /// observation channel per node, not global state).
+    pub raft_status: Option<Arc<Mutex<RaftStatus>>>,
 }
 
 pub struct Cluster {
@@ -72,7 +75,14 @@ impl Cluster {
             .map(|i| {
                 let disk = SimDisk::new(spec.os_writeback_ms);
                 let addr = controller_addrs[i];
-                let config = ControllerConfig { listen: addr, settings: spec.settings.clone() };
+                let status = Arc::new(Mutex::new(RaftStatus::default()));
+                let config = ControllerConfig {
+                    id: i,
+                    listen: addr,
+                    voters: controller_addrs.clone(),
+                    settings: spec.settings.clone(),
+                    status: status.clone(),
+                };
                 let d = disk.clone();
                 let name = format!("controller-{i}");
                 let node = handle
@@ -89,7 +99,7 @@ impl Cluster {
                         }
                     })
                     .build();
-                ServerNode { name, node, disk, addr, up: true }
+                ServerNode { name, node, disk, addr, up: true, raft_status: Some(status) }
             })
             .collect();
         let log_dirs: Vec<String> = (0..spec.log_dirs.max(1)).map(|d| format!("/data{d}")).collect();
@@ -124,7 +134,7 @@ impl Cluster {
                         }
                     })
                     .build();
-                ServerNode { name, node, disk, addr, up: true }
+                ServerNode { name, node, disk, addr, up: true, raft_status: None }
             })
             .collect();
         Cluster { handle, controllers, brokers }
@@ -134,13 +144,32 @@ impl Cluster {
         self.brokers.iter().map(|b| b.addr).collect()
     }
 
-    /// The controller's current image, read from its disk (it persists every
-    /// decision before answering, so this is what the cluster acts on).
+    /// The newest committed image any controller has on its disk (each
+    /// writes every committed image before the active one answers).
     pub fn controller_image(&self) -> Option<MetadataImage> {
-        self.controllers.iter().find_map(|c| {
-            let bytes = c.disk.read_all(IMAGE_PATH).ok()?;
-            serde_json::from_slice(&bytes).ok()
-        })
+        self.controllers
+            .iter()
+            .filter_map(|c| {
+                let bytes = c.disk.read_all(IMAGE_PATH).ok()?;
+                serde_json::from_slice::<MetadataImage>(&bytes).ok()
+            })
+            .max_by_key(|img| img.version)
+    }
+
+    /// The active controller: among running controllers that report being
+    /// the Raft leader, the one in the highest term (an old leader cut off
+    /// by a partition may not know yet that it was replaced).
+    pub fn active_controller(&self) -> Option<usize> {
+        self.controllers
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.up)
+            .filter_map(|(i, c)| {
+                let st = *c.raft_status.as_ref()?.lock().unwrap();
+                st.leader.then_some((st.term, i))
+            })
+            .max()
+            .map(|(_, i)| i)
     }
 
     fn node_mut(&mut self, target: NodeRef) -> &mut ServerNode {

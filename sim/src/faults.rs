@@ -215,7 +215,7 @@ pub fn resolve(c: &Cluster, target: &Target, rng: &mut ChaCha8Rng) -> Vec<NodeRe
         Target::Broker(n) if (*n as usize) < nb => vec![NodeRef::Broker(*n as usize)],
         Target::AllBrokers => (0..nb).map(NodeRef::Broker).collect(),
         Target::Controller(n) if (*n as usize) < c.controllers.len() => vec![NodeRef::Controller(*n as usize)],
-        Target::ActiveController => vec![NodeRef::Controller(0)],
+        Target::ActiveController => c.active_controller().map(|i| vec![NodeRef::Controller(i)]).unwrap_or_default(),
         Target::Leader { topic, partition } => image()
             .and_then(|img| img.partition(topic, *partition).map(|p| p.leader))
             .filter(|&l| l >= 0 && (l as usize) < nb)

@@ -6,8 +6,13 @@
 //! log fetch and AlterPartition; we keep the same meanings in a simpler
 //! shape): one JSON document per frame, framed like Kafka requests, one
 //! request per connection round trip.
+//!
+//! Controllers talk Raft to each other on the same listener with
+//! [`ControllerRequest::Raft`]: one-way frames on a long-lived connection per
+//! peer, never answered in place (the reply is a Raft message of its own).
 
 use super::image::{MetadataImage, PartitionState};
+use super::raft::Message;
 use crate::config::Settings;
 use crate::protocol::{read_frame, write_frame};
 use serde::{Deserialize, Serialize};
@@ -31,6 +36,9 @@ pub enum ControllerRequest {
     CreateTopic { name: String, partitions: i32, replication_factor: i32, configs: Settings },
     /// Changes to an existing topic (partitions, config overrides).
     TopicAdmin(super::state::TopicCommand),
+    /// Controller ↔ controller Raft traffic; a log entry is the metadata
+    /// image a decision produced.
+    Raft(Message<MetadataImage>),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,6 +47,9 @@ pub enum ControllerResponse {
     AlterPartition { result: Result<PartitionState, RpcError> },
     CreateTopic { result: Result<(), RpcError> },
     TopicAdmin { result: Result<(), RpcError> },
+    /// NOT_CONTROLLER (Kafka error 41): this controller is not the active
+    /// one; `leader` is the active controller's address when known.
+    NotController { leader: Option<SocketAddr> },
 }
 
 /// Errors carried as Kafka error codes so brokers can pass them on.

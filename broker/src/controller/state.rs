@@ -234,6 +234,40 @@ impl ControllerState {
         }
     }
 
+    /// Preferred leader election (`auto.leader.rebalance.enable`): every
+    /// partition led by someone other than its first replica moves back to
+    /// that replica when it is unfenced and in the ISR. Like KRaft, this
+    /// ignores `leader.imbalance.per.broker.percentage`.
+    pub fn rebalance_leaders(&mut self) -> Vec<ControllerEvent> {
+        let mut events = Vec::new();
+        let names: Vec<String> = self.image.topics.keys().cloned().collect();
+        for name in names {
+            let n = self.image.topics[&name].partitions.len();
+            for p in 0..n {
+                let ps = &self.image.topics[&name].partitions[p];
+                let preferred = ps.replicas[0];
+                if ps.leader == preferred || !ps.isr.contains(&preferred) || self.image.is_fenced(preferred) {
+                    continue;
+                }
+                let ps = &mut self.image.topics.get_mut(&name).unwrap().partitions[p];
+                ps.leader = preferred;
+                ps.leader_epoch += 1;
+                ps.partition_epoch += 1;
+                events.push(ControllerEvent::LeaderElected {
+                    topic: name.clone(),
+                    partition: p as i32,
+                    leader: preferred,
+                    epoch: ps.leader_epoch,
+                    unclean: false,
+                });
+            }
+        }
+        if !events.is_empty() {
+            self.bump();
+        }
+        events
+    }
+
     /// AlterPartition from a leader (KIP-497): checked against the current
     /// leader epoch and partition epoch; new ISR members must be live.
     pub fn alter_partition(
@@ -442,6 +476,44 @@ mod tests {
         let ps = c.image.partition("t", 0).unwrap().clone();
         let e = c.alter_partition(1, "t", 0, ps.leader_epoch, ps.partition_epoch, vec![1, 2, 3]).unwrap_err();
         assert_eq!(e.code, ResponseError::IneligibleReplica.code());
+    }
+
+    // Kafka docs, `auto.leader.rebalance.enable`: the (KRaft) controller
+    // moves leadership back to the preferred replica once it is in the ISR.
+    #[test]
+    fn rebalance_moves_leadership_back_to_the_preferred_replica() {
+        let mut c = cluster3();
+        c.heartbeat(1, 999, "h", 9092, 1000); // broker 1 restarts: loses leadership and ISR
+        let ps = c.image.partition("t", 0).unwrap().clone();
+        assert_eq!(ps.leader, 2);
+        assert!(c.rebalance_leaders().iter().all(|e| !matches!(e, ControllerEvent::LeaderElected { partition: 0, .. })));
+        assert_eq!(c.image.partition("t", 0).unwrap().leader, 2, "preferred replica not in the ISR yet");
+        c.alter_partition(2, "t", 0, ps.leader_epoch, ps.partition_epoch, vec![1, 2, 3]).unwrap();
+        let before = c.image.partition("t", 0).unwrap().clone();
+        let version = c.image.version;
+        let ev = c.rebalance_leaders();
+        assert!(ev.contains(&ControllerEvent::LeaderElected {
+            topic: "t".into(),
+            partition: 0,
+            leader: 1,
+            epoch: before.leader_epoch + 1,
+            unclean: false
+        }));
+        let after = c.image.partition("t", 0).unwrap();
+        assert_eq!(after.leader, 1);
+        assert_eq!(after.isr, vec![1, 2, 3]);
+        assert_eq!(after.partition_epoch, before.partition_epoch + 1);
+        assert_eq!(c.image.version, version + 1);
+        assert!(c.rebalance_leaders().is_empty(), "balanced: nothing to do");
+    }
+
+    #[test]
+    fn rebalance_skips_a_fenced_preferred_replica() {
+        let mut c = cluster3();
+        c.heartbeat(2, 102, "h", 9092, 9000);
+        c.heartbeat(3, 103, "h", 9092, 9000);
+        c.tick(9500); // broker 1 fenced, leaves the ISRs
+        assert!(c.rebalance_leaders().is_empty());
     }
 
     #[test]

@@ -13,13 +13,43 @@ pub const CONTROLLER_RPC_TIMEOUT_MS: u64 = 3_000;
 /// How often leaders check their ISR (shrink and expand).
 pub const ISR_CHECK_INTERVAL_MS: u64 = 250;
 
-/// Sends one request to the first controller that answers.
+/// Bound on controllers tried for one request (hints followed included).
+pub const CONTROLLER_CALL_ATTEMPTS_PER_CONTROLLER: usize = 3;
+/// Pause after a controller that knows no active controller (an election
+/// is under way).
+pub const CONTROLLER_NO_LEADER_BACKOFF_MS: u64 = 100;
+
+/// Sends one request to the active controller: starts with the last one
+/// that answered, follows NOT_CONTROLLER hints, else tries the others in
+/// turn; a bounded number of attempts.
 pub async fn controller_call(shared: &BrokerShared, req: &ControllerRequest) -> anyhow::Result<ControllerResponse> {
-    let mut last_err = anyhow::anyhow!("no controllers configured");
-    for addr in &shared.config.controllers {
-        match call(*addr, req, Duration::from_millis(CONTROLLER_RPC_TIMEOUT_MS)).await {
-            Ok(r) => return Ok(r),
-            Err(e) => last_err = e,
+    use std::sync::atomic::Ordering;
+    let addrs = &shared.config.controllers;
+    if addrs.is_empty() {
+        anyhow::bail!("no controllers configured");
+    }
+    let mut i = shared.controller_hint.load(Ordering::Relaxed) % addrs.len();
+    let mut last_err = anyhow::anyhow!("no controller answered");
+    for _ in 0..CONTROLLER_CALL_ATTEMPTS_PER_CONTROLLER * addrs.len() {
+        match call(addrs[i], req, Duration::from_millis(CONTROLLER_RPC_TIMEOUT_MS)).await {
+            Ok(ControllerResponse::NotController { leader }) => {
+                last_err = anyhow::anyhow!("controller {} is not the active controller", addrs[i]);
+                match leader.and_then(|a| addrs.iter().position(|&x| x == a)) {
+                    Some(j) if j != i => i = j,
+                    _ => {
+                        i = (i + 1) % addrs.len();
+                        tokio::time::sleep(Duration::from_millis(CONTROLLER_NO_LEADER_BACKOFF_MS)).await;
+                    }
+                }
+            }
+            Ok(resp) => {
+                shared.controller_hint.store(i, Ordering::Relaxed);
+                return Ok(resp);
+            }
+            Err(e) => {
+                last_err = e;
+                i = (i + 1) % addrs.len();
+            }
         }
     }
     Err(last_err)

@@ -67,6 +67,9 @@ pub struct BrokerShared {
     pub followers_changed: Notify,
     /// Leaders we have a fetcher task for.
     pub fetchers: Mutex<BTreeSet<i32>>,
+    /// Index in `config.controllers` of the last controller that answered
+    /// as the active one: requests go there first.
+    pub controller_hint: std::sync::atomic::AtomicUsize,
     start: tokio::time::Instant,
 }
 
@@ -161,6 +164,7 @@ pub async fn run_broker(storage: Arc<dyn Storage>, config: BrokerConfig, incarna
         progress: Notify::new(),
         followers_changed: Notify::new(),
         fetchers: Mutex::new(BTreeSet::new()),
+        controller_hint: std::sync::atomic::AtomicUsize::new(0),
         start: tokio::time::Instant::now(),
     });
     let hw = shared.read_hw_checkpoints();

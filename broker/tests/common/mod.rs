@@ -2,11 +2,11 @@
 #![allow(dead_code)]
 
 use ksim_broker::config::Settings;
-use ksim_broker::controller::{run_controller, ControllerConfig};
+use ksim_broker::controller::{run_controller, ControllerConfig, RaftStatus};
 use ksim_broker::server::{run_broker, BrokerConfig};
 use ksim_broker::storage::{SimDisk, Storage};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Starts a controller node listening on `addr`, on its own SimDisk.
 pub fn start_controller(addr: SocketAddr) -> madsim::runtime::NodeHandle {
@@ -17,18 +17,28 @@ pub fn start_controller(addr: SocketAddr) -> madsim::runtime::NodeHandle {
         .ip(addr.ip())
         .init(move || {
             let s: Arc<dyn Storage> = Arc::new(disk.clone());
-            async move { run_controller(s, ControllerConfig { listen: addr, settings: Settings::new() }).await.unwrap() }
+            async move { run_controller(s, ControllerConfig::single(addr, Settings::new())).await.unwrap() }
         })
         .build()
 }
 
 /// Starts broker `id` listening (and advertised) on `addr`, on its own SimDisk.
 pub fn start_broker(id: i32, addr: SocketAddr, controller: SocketAddr) -> madsim::runtime::NodeHandle {
-    start_broker_with(id, addr, controller, Settings::new())
+    start_broker_in_quorum(id, addr, vec![controller], Settings::new())
 }
 
 /// `start_broker` with broker settings (Kafka names).
 pub fn start_broker_with(id: i32, addr: SocketAddr, controller: SocketAddr, settings: Settings) -> madsim::runtime::NodeHandle {
+    start_broker_in_quorum(id, addr, vec![controller], settings)
+}
+
+/// Starts broker `id` that knows every controller of a quorum.
+pub fn start_broker_in_quorum(
+    id: i32,
+    addr: SocketAddr,
+    controllers: Vec<SocketAddr>,
+    settings: Settings,
+) -> madsim::runtime::NodeHandle {
     let disk = SimDisk::new(5000);
     madsim::runtime::Handle::current()
         .create_node()
@@ -41,13 +51,49 @@ pub fn start_broker_with(id: i32, addr: SocketAddr, controller: SocketAddr, sett
                 listen: addr,
                 advertised_host: addr.ip().to_string(),
                 advertised_port: addr.port(),
-                controllers: vec![controller],
+                controllers: controllers.clone(),
                 log_dirs: vec!["/data0".into()],
                 settings: settings.clone(),
             };
             async move { run_broker(s, config, 1).await.unwrap() }
         })
         .build()
+}
+
+/// One member of a controller quorum, with what a test observes of it.
+pub struct ControllerNode {
+    pub node: madsim::runtime::NodeHandle,
+    pub disk: SimDisk,
+    pub status: Arc<Mutex<RaftStatus>>,
+}
+
+/// Starts a controller quorum, one node per address (index = Raft id).
+pub fn start_controllers(voters: &[SocketAddr], settings: Settings) -> Vec<ControllerNode> {
+    (0..voters.len())
+        .map(|id| {
+            let disk = SimDisk::new(5000);
+            let status = Arc::new(Mutex::new(RaftStatus::default()));
+            let config = ControllerConfig {
+                id,
+                listen: voters[id],
+                voters: voters.to_vec(),
+                settings: settings.clone(),
+                status: status.clone(),
+            };
+            let d = disk.clone();
+            let node = madsim::runtime::Handle::current()
+                .create_node()
+                .name(format!("controller-{id}"))
+                .ip(voters[id].ip())
+                .init(move || {
+                    let s: Arc<dyn Storage> = Arc::new(d.clone());
+                    let config = config.clone();
+                    async move { run_controller(s, config).await.unwrap() }
+                })
+                .build();
+            ControllerNode { node, disk, status }
+        })
+        .collect()
 }
 
 /// A node to run client code on.

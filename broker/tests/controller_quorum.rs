@@ -1,0 +1,170 @@
+//! The controller quorum in a simulated cluster (3 controllers, 3 brokers):
+//! the active controller fails over, and a partitioned one cannot decide.
+#![cfg(madsim)]
+
+mod common;
+
+use common::ControllerNode;
+use ksim_broker::client::{Admin, AdminConfig};
+use ksim_broker::config::Settings;
+use ksim_broker::controller::image::{MetadataImage, NO_LEADER};
+use ksim_broker::controller::IMAGE_PATH;
+use ksim_broker::storage::Storage;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const BROKERS: usize = 3;
+const CONTROLLERS: usize = 3;
+/// Bound on waiting for any condition (simulated).
+const WAIT_MAX_MS: u64 = 30_000;
+const POLL_MS: u64 = 100;
+
+fn broker_addr(i: usize) -> SocketAddr {
+    format!("10.0.1.{}:9092", i + 1).parse().unwrap()
+}
+
+fn controller_addr(i: usize) -> SocketAddr {
+    format!("10.0.2.{}:9093", i + 1).parse().unwrap()
+}
+
+struct Cluster {
+    controllers: Vec<ControllerNode>,
+    brokers: Vec<madsim::runtime::NodeHandle>,
+    bootstrap: Vec<SocketAddr>,
+}
+
+fn start_cluster() -> Cluster {
+    let voters: Vec<SocketAddr> = (0..CONTROLLERS).map(controller_addr).collect();
+    let controllers = common::start_controllers(&voters, Settings::new());
+    let brokers = (0..BROKERS).map(|i| common::start_broker_in_quorum(i as i32, broker_addr(i), voters.clone(), Settings::new())).collect();
+    Cluster { controllers, brokers, bootstrap: (0..BROKERS).map(broker_addr).collect() }
+}
+
+impl Cluster {
+    /// Running controllers that report leading, highest term first.
+    fn active(&self, up: &[bool]) -> Option<(usize, u64)> {
+        (0..CONTROLLERS)
+            .filter(|&i| up[i])
+            .filter_map(|i| {
+                let st = *self.controllers[i].status.lock().unwrap();
+                st.leader.then_some((st.term, i))
+            })
+            .max()
+            .map(|(t, i)| (i, t))
+    }
+
+    fn image(&self, i: usize) -> MetadataImage {
+        match self.controllers[i].disk.read_all(IMAGE_PATH) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap(),
+            Err(_) => MetadataImage::default(),
+        }
+    }
+}
+
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let mut waited = 0;
+    while !cond() {
+        assert!(waited < WAIT_MAX_MS, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+        waited += POLL_MS;
+    }
+}
+
+async fn create_topic(bootstrap: &[SocketAddr], name: &str) {
+    let admin = Admin::new(bootstrap.to_vec(), AdminConfig::from_map(&BTreeMap::new()).unwrap());
+    let mut tries = 0;
+    while let Err(e) = admin.create_topic(name, 3, 3, BTreeMap::new()).await {
+        tries += 1;
+        assert!(tries < 60, "create_topic {name} kept failing: {e}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    admin.wait_for_leaders(name, 3, Duration::from_secs(30)).await.expect("leaders");
+}
+
+// KIP-595 (KRaft): losing the active controller elects another; brokers keep
+// their sessions, leadership still moves, topics can still be created, and
+// the old controller catches up after restarting.
+#[madsim::test]
+async fn active_controller_failover_keeps_the_cluster_running() {
+    let cluster = start_cluster();
+    let client = common::client_node("10.0.3.1");
+    let handle = madsim::runtime::Handle::current();
+    let mut up = vec![true; CONTROLLERS];
+    let bootstrap = cluster.bootstrap.clone();
+    client.spawn(async move { create_topic(&bootstrap, "t").await }).await.unwrap();
+    let (old, old_term) = cluster.active(&up).expect("an active controller");
+
+    handle.kill(cluster.controllers[old].node.id());
+    up[old] = false;
+    wait_until("a new active controller", || cluster.active(&up).is_some_and(|(_, t)| t > old_term)).await;
+    let (new, _) = cluster.active(&up).unwrap();
+    assert_ne!(new, old);
+
+    // Longer than the session timeout (9 s): nobody is fenced.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let img = cluster.image(new);
+    assert_eq!(img.brokers.len(), BROKERS);
+    assert!(img.brokers.values().all(|b| !b.fenced), "brokers kept heartbeating: {:?}", img.brokers);
+    assert_eq!(cluster.active(&up).map(|(i, _)| i), Some(new), "no needless re-election");
+
+    // A broker crash still moves partition leadership.
+    let led_by_0 = |img: &MetadataImage| {
+        img.topics["t"].partitions.iter().filter(|p| p.leader == 0).count()
+    };
+    assert!(led_by_0(&cluster.image(new)) > 0, "broker 0 leads something before its crash");
+    handle.kill(cluster.brokers[0].id());
+    wait_until("broker 0 fenced and replaced", || {
+        let img = cluster.image(new);
+        img.is_fenced(0) && led_by_0(&img) == 0 && img.topics["t"].partitions.iter().all(|p| p.leader != NO_LEADER)
+    })
+    .await;
+
+    // Topic creation works after the failover (RF 3 with broker 0 fenced:
+    // it is a replica, the others lead).
+    let bootstrap: Vec<SocketAddr> = cluster.bootstrap[1..].to_vec();
+    client.spawn(async move { create_topic(&bootstrap, "u").await }).await.unwrap();
+    assert!(cluster.image(new).topics.contains_key("u"));
+
+    // The old controller restarts and catches up.
+    handle.kill(cluster.controllers[old].node.id());
+    handle.restart(cluster.controllers[old].node.id());
+    up[old] = true;
+    wait_until("the restarted controller to catch up", || cluster.image(old).version == cluster.image(new).version).await;
+    assert_eq!(cluster.image(old), cluster.image(new));
+    assert!(cluster.image(old).topics.contains_key("u"));
+}
+
+// Raft §5.4 / KIP-595: a controller cut off from the quorum (the active one)
+// makes no decisions; the majority elects another and carries on.
+#[madsim::test]
+async fn partitioned_controller_cannot_decide() {
+    let cluster = start_cluster();
+    let client = common::client_node("10.0.3.1");
+    let up = vec![true; CONTROLLERS];
+    let bootstrap = cluster.bootstrap.clone();
+    client.spawn(async move { create_topic(&bootstrap, "t").await }).await.unwrap();
+    let (old, old_term) = cluster.active(&up).expect("an active controller");
+    let frozen = cluster.image(old);
+
+    let net = madsim::net::NetSim::current();
+    net.clog_node(cluster.controllers[old].node.id());
+    // Brokers cannot reach it either: its sessions all expire (9 s), yet it
+    // cannot commit a single fence.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let st = *cluster.controllers[old].status.lock().unwrap();
+    assert!(!st.leader, "check-quorum: the cut-off controller stepped down");
+    assert_eq!(cluster.image(old), frozen, "the minority decided nothing");
+    let (new, new_term) = cluster.active(&up).expect("the majority elected a controller");
+    assert_ne!(new, old);
+    assert!(new_term > old_term);
+    assert!(cluster.image(new).brokers.values().all(|b| !b.fenced), "brokers heartbeat to the new controller");
+
+    let bootstrap = cluster.bootstrap.clone();
+    client.spawn(async move { create_topic(&bootstrap, "u").await }).await.unwrap();
+    assert!(!cluster.image(old).topics.contains_key("u"));
+
+    net.unclog_node(cluster.controllers[old].node.id());
+    wait_until("the healed controller to catch up", || cluster.image(old).version == cluster.image(new).version).await;
+    assert!(cluster.image(old).topics.contains_key("u"));
+}
