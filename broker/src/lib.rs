@@ -31,6 +31,7 @@ pub mod client;
 pub mod config;
 pub mod controller;
 pub mod log;
+pub mod observe;
 pub mod protocol;
 pub mod replica;
 pub mod server;

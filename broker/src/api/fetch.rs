@@ -45,7 +45,7 @@ fn read_once(shared: &BrokerShared, req: &FetchRequest) -> (FetchResponse, usize
                     let base = PartitionData::default().with_partition_index(fp.partition).with_high_watermark(-1).with_last_stable_offset(-1);
                     let max_bytes = (fp.partition_max_bytes.max(0) as usize).min(req.max_bytes.max(0) as usize);
                     let result = match parts.get_mut(&(name.clone(), fp.partition)) {
-                        None => Err(kafka_protocol::error::ResponseError::NotLeaderOrFollower),
+                        None => Err(shared.missing_replica_error(&(name.clone(), fp.partition))),
                         Some(p) if replica >= 0 => {
                             let hw_before = p.high_watermark;
                             let r = p.read_for_follower(replica, fp.fetch_offset, fp.last_fetched_epoch, fp.current_leader_epoch, max_bytes, now_ms);
@@ -78,6 +78,7 @@ fn read_once(shared: &BrokerShared, req: &FetchRequest) -> (FetchResponse, usize
             FetchableTopicResponse::default().with_topic(ft.topic.clone()).with_partitions(partitions)
         })
         .collect();
+    shared.handle_storage_failures(&mut parts);
     drop(parts);
     if hw_moved {
         shared.progress.notify_waiters();

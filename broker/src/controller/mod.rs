@@ -63,8 +63,10 @@ impl Shared {
         let mut st = self.state.lock().unwrap();
         let before = st.image.version;
         let resp = match req {
-            ControllerRequest::Heartbeat { broker_id, incarnation, host, port, known_version } => {
-                for ev in st.heartbeat(broker_id, incarnation, &host, port, now_ms) {
+            ControllerRequest::Heartbeat { broker_id, incarnation, host, port, known_version, offline_replicas } => {
+                let mut events = st.heartbeat(broker_id, incarnation, &host, port, now_ms);
+                events.extend(st.replicas_offline(broker_id, incarnation, &offline_replicas));
+                for ev in events {
                     tracing::info!(target: "controller", ?ev);
                 }
                 let image = (st.image.version != known_version).then(|| st.image.clone());

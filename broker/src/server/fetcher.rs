@@ -145,6 +145,7 @@ pub async fn fetcher_loop(shared: Arc<BrokerShared>, leader: i32) {
                     }
                 }
             }
+            shared.handle_storage_failures(&mut parts);
         }
         shared.progress.notify_waiters();
         if backoff || resp.error_code != 0 {

@@ -39,6 +39,7 @@ pub fn start_broker(id: i32, addr: SocketAddr, controller: SocketAddr) -> madsim
                 controllers: vec![controller],
                 log_dirs: vec!["/data0".into()],
                 settings: Settings::new(),
+                observer: None,
             };
             async move { run_broker(s, config, 1).await.unwrap() }
         })
