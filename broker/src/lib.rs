@@ -21,6 +21,9 @@
 //!   follower roles, ISR, high watermark, acks=all completion — free of I/O.
 //! - [`controller`]: the metadata controller: broker registration and
 //!   heartbeats, fencing, leader election from the ISR, ISR changes.
+//! - [`observe`]: observations replicas report to a per-run observer
+//!   (appends, truncations, HW, epochs, offline dirs) for the harness's
+//!   broker-side checkers.
 //! - [`server`]: the broker process: listener, connections, dispatch to
 //!   `api`, follower fetchers, controller heartbeats.
 //! - [`client`]: producer, assign-mode consumer and admin clients speaking

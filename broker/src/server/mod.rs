@@ -390,3 +390,16 @@ async fn housekeeping_loop(shared: Arc<BrokerShared>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_replica_dir;
+
+    #[test]
+    fn replica_dir_names_split_at_the_last_dash() {
+        assert_eq!(parse_replica_dir("events-0"), Some(("events".into(), 0)));
+        assert_eq!(parse_replica_dir("my-topic-12"), Some(("my-topic".into(), 12)));
+        assert_eq!(parse_replica_dir("replication-offset-checkpoint"), None);
+        assert_eq!(parse_replica_dir("-3"), None);
+    }
+}
