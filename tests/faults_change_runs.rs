@@ -31,10 +31,21 @@ fn each_fault_kind_changes_the_history() {
     assert_eq!(base.faults, 0);
     let base_history = base.history.to_jsonl();
     let leader = Target::Leader { topic: "events".into(), partition: 0 };
-    for kind in [FaultKind::Crash, FaultKind::PowerLoss, FaultKind::Restart, FaultKind::Pause, FaultKind::Partition] {
-        let r = run_seed(&with_fault(kind.clone(), leader.clone()), seed).expect("faulted run");
-        assert!(r.faults > 0, "{kind:?} was not injected");
-        assert_ne!(r.history.to_jsonl(), base_history, "{kind:?} did not change what clients saw");
+    let cases = [
+        (FaultKind::Crash, leader.clone()),
+        (FaultKind::PowerLoss, leader.clone()),
+        (FaultKind::PowerLoss, Target::AllBrokers),
+        (FaultKind::Restart, leader.clone()),
+        (FaultKind::Pause, leader.clone()),
+        (FaultKind::Partition, leader.clone()),
+        (FaultKind::DiskEio, leader.clone()),
+        (FaultKind::DiskFull, leader.clone()),
+        (FaultKind::DiskDirFail, leader.clone()),
+    ];
+    for (kind, target) in cases {
+        let r = run_seed(&with_fault(kind.clone(), target.clone()), seed).expect("faulted run");
+        assert!(r.faults > 0, "{kind:?} on {target:?} was not injected");
+        assert_ne!(r.history.to_jsonl(), base_history, "{kind:?} on {target:?} did not change what clients saw");
     }
 }
 

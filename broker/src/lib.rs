@@ -26,6 +26,9 @@
 //!   the active controller, which handles broker registration and
 //!   heartbeats, fencing, leader election from the ISR, ISR changes and
 //!   preferred-leader rebalancing, committing each decision before answering.
+//! - [`observe`]: observations replicas report to a per-run observer
+//!   (appends, truncations, HW, epochs, offline dirs) for the harness's
+//!   broker-side checkers.
 //! - [`server`]: the broker process: listener, connections, dispatch to
 //!   `api`, follower fetchers, controller heartbeats.
 //! - [`client`]: producer, assign-mode consumer and admin clients speaking
@@ -36,6 +39,7 @@ pub mod client;
 pub mod config;
 pub mod controller;
 pub mod log;
+pub mod observe;
 pub mod protocol;
 pub mod replica;
 pub mod server;

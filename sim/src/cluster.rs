@@ -8,8 +8,9 @@
 use ksim_broker::config::Settings;
 use ksim_broker::controller::image::MetadataImage;
 use ksim_broker::controller::{run_controller, ControllerConfig, RaftStatus, IMAGE_PATH};
+use ksim_broker::observe::Observer;
 use ksim_broker::server::{run_broker, BrokerConfig};
-use ksim_broker::storage::{SimDisk, Storage};
+use ksim_broker::storage::{DiskFaults, SimDisk, Storage};
 use madsim::runtime::{Handle, NodeHandle};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,8 @@ pub struct Cluster {
     pub controllers: Vec<ServerNode>,
     /// Broker i has Kafka broker id i (`broker:N` targets id N).
     pub brokers: Vec<ServerNode>,
+    /// Every broker's `log.dirs` (`/data0` … `/dataN-1`).
+    pub log_dirs: Vec<String>,
 }
 
 /// Inputs to build a cluster (from the scenario's `[cluster]`).
@@ -65,7 +68,8 @@ pub fn client_ip(i: usize) -> IpAddr {
 
 impl Cluster {
     /// Creates and starts every node. Must run inside the madsim runtime.
-    pub fn build(spec: &ClusterSpec) -> Cluster {
+    /// `observer` receives every broker's replica observations.
+    pub fn build(spec: &ClusterSpec, observer: Option<Arc<dyn Observer>>) -> Cluster {
         assert!(spec.brokers >= 1 && spec.brokers <= 200, "brokers out of range: {}", spec.brokers);
         assert!(spec.controllers >= 1, "need a controller");
         let handle = Handle::current();
@@ -115,6 +119,7 @@ impl Cluster {
                     controllers: controller_addrs.clone(),
                     log_dirs: log_dirs.clone(),
                     settings: spec.settings.clone(),
+                    observer: observer.clone(),
                 };
                 let d = disk.clone();
                 let name = format!("broker-{i}");
@@ -137,7 +142,7 @@ impl Cluster {
                 ServerNode { name, node, disk, addr, up: true, raft_status: None }
             })
             .collect();
-        Cluster { handle, controllers, brokers }
+        Cluster { handle, controllers, brokers, log_dirs }
     }
 
     pub fn bootstrap(&self) -> Vec<SocketAddr> {
@@ -209,6 +214,28 @@ impl Cluster {
         handle.kill(n.node.id());
         handle.restart(n.node.id());
         n.up = true;
+    }
+
+    /// Switches disk faults on for a node (its process sees them at once).
+    pub fn break_disk(&mut self, target: NodeRef, f: impl FnOnce(&mut DiskFaults)) {
+        self.node_mut(target).disk.update_faults(f);
+    }
+
+    /// The disk is repaired (faults off, data as it was) and the node's
+    /// process restarted: Kafka brings a failed log dir back only on
+    /// restart, and a broker whose every dir failed has halted.
+    pub fn repair_disk(&mut self, target: NodeRef) {
+        self.node_mut(target).disk.set_faults(DiskFaults::default());
+        if self.is_up(target) {
+            self.crash(target);
+        }
+        self.restart(target);
+    }
+
+    /// The log dir of `broker` holding its replica of `topic/partition`.
+    pub fn dir_of_replica(&self, broker: usize, topic: &str, partition: i32) -> Option<String> {
+        let disk = &self.brokers[broker].disk;
+        self.log_dirs.iter().find(|d| disk.exists(&format!("{d}/{topic}-{partition}"))).cloned()
     }
 
     pub fn is_up(&self, target: NodeRef) -> bool {

@@ -4,7 +4,19 @@
 //! `[faults] random` is set, faults drawn from the seed: one every
 //! `every_ms = [lo, hi]` until `heal_ms`, each of a kind from `kinds`, at a
 //! random target. At `heal_ms` every fault stops: stopped nodes restart,
-//! paused ones resume, partitions heal.
+//! paused ones resume, partitions heal, broken disks are repaired.
+//!
+//! Disk faults (the broker reacts as Kafka: the I/O error takes the log dir
+//! offline, and a broker with no dir left halts):
+//! - `disk-eio`: appends, truncates, fsyncs and checkpoint writes on the
+//!   node's disk fail with EIO;
+//! - `disk-full`: appends and checkpoint writes fail with ENOSPC;
+//! - `disk-dir-fail`: one log dir of the broker fails (every operation under
+//!   it): the dir holding a `leader:`/`follower:` target's replica, else one
+//!   drawn from the seeded rng.
+//!
+//! After `duration_ms` (or at heal) the disk is repaired and the node's
+//! process restarted, since Kafka brings a failed dir back only on restart.
 
 use crate::cluster::{Cluster, NodeRef};
 use crate::scenario::{FaultKind, Scenario, Target};
@@ -27,7 +39,17 @@ pub struct FaultEvent {
 
 /// Kinds this build can inject.
 pub fn supported(kind: &FaultKind) -> bool {
-    matches!(kind, FaultKind::Crash | FaultKind::Restart | FaultKind::PowerLoss | FaultKind::Pause | FaultKind::Partition)
+    matches!(
+        kind,
+        FaultKind::Crash
+            | FaultKind::Restart
+            | FaultKind::PowerLoss
+            | FaultKind::Pause
+            | FaultKind::Partition
+            | FaultKind::DiskEio
+            | FaultKind::DiskFull
+            | FaultKind::DiskDirFail
+    )
 }
 
 /// The full schedule for one seed, sorted by time (ties keep file order).
@@ -68,6 +90,7 @@ enum Undo {
     Restart(NodeRef),
     Resume(NodeRef),
     Heal(NodeRef),
+    RepairDisk(NodeRef),
 }
 
 /// Runs the schedule against the cluster from time `start` on. Returns the
@@ -84,6 +107,7 @@ pub async fn inject(
     let mut undos: Vec<(u64, Undo)> = Vec::new();
     let mut paused: BTreeSet<NodeRef> = BTreeSet::new();
     let mut isolated: BTreeSet<NodeRef> = BTreeSet::new();
+    let mut broken_disks: BTreeSet<NodeRef> = BTreeSet::new();
     let mut queue = events.into_iter().peekable();
     loop {
         let next_event = queue.peek().map(|e| e.at_ms);
@@ -101,6 +125,10 @@ pub async fn inject(
             for n in std::mem::take(&mut isolated) {
                 heal_node(&c, n);
                 log.push(FaultLogEntry { t_ms: now_ms, action: "heal".into(), node: n.to_string() });
+            }
+            for n in std::mem::take(&mut broken_disks) {
+                c.repair_disk(n);
+                log.push(FaultLogEntry { t_ms: now_ms, action: "repair-disk".into(), node: n.to_string() });
             }
             let down: Vec<NodeRef> = all_nodes(&c).into_iter().filter(|n| !c.is_up(*n)).collect();
             for n in down {
@@ -131,6 +159,10 @@ pub async fn inject(
                     heal_node(&c, n);
                     log.push(FaultLogEntry { t_ms: now_ms, action: "heal".into(), node: n.to_string() });
                 }
+                Undo::RepairDisk(n) if broken_disks.remove(&n) => {
+                    c.repair_disk(n);
+                    log.push(FaultLogEntry { t_ms: now_ms, action: "repair-disk".into(), node: n.to_string() });
+                }
                 _ => {}
             }
         }
@@ -140,41 +172,71 @@ pub async fn inject(
             let mut c = cluster.lock().unwrap();
             let targets = resolve(&c, &ev.target, rng);
             for n in targets {
-                let action = match ev.kind {
+                let action: Option<String> = match ev.kind {
+                    FaultKind::DiskEio if c.is_up(n) => {
+                        c.break_disk(n, |f| {
+                            f.eio_on_append = true;
+                            f.eio_on_sync = true;
+                        });
+                        broken_disks.insert(n);
+                        Some("disk-eio".into())
+                    }
+                    FaultKind::DiskFull if c.is_up(n) => {
+                        c.break_disk(n, |f| f.full = true);
+                        broken_disks.insert(n);
+                        Some("disk-full".into())
+                    }
+                    FaultKind::DiskDirFail if c.is_up(n) => match n {
+                        NodeRef::Broker(b) => {
+                            let dir = replica_of_target(&ev.target)
+                                .and_then(|(t, p)| c.dir_of_replica(b, t, p))
+                                .unwrap_or_else(|| c.log_dirs[rng.random_range(0..c.log_dirs.len())].clone());
+                            c.break_disk(n, |f| {
+                                f.failed_dirs.insert(dir.clone());
+                            });
+                            broken_disks.insert(n);
+                            Some(format!("disk-dir-fail {dir}"))
+                        }
+                        NodeRef::Controller(_) => None,
+                    },
+                    _ => None,
+                };
+                let action = action.or_else(|| match ev.kind {
                     FaultKind::Crash if c.is_up(n) => {
                         c.crash(n);
-                        Some("crash")
+                        Some("crash".to_string())
                     }
                     FaultKind::PowerLoss if c.is_up(n) => {
                         c.power_loss(n, rng);
-                        Some("power-loss")
+                        Some("power-loss".to_string())
                     }
                     FaultKind::Restart => {
                         if c.is_up(n) {
                             c.crash(n);
                         }
                         undos.push((now_ms + ev.duration_ms.unwrap_or(0), Undo::Restart(n)));
-                        Some("stop-for-restart")
+                        Some("stop-for-restart".to_string())
                     }
                     FaultKind::Pause if c.is_up(n) && !paused.contains(&n) => {
                         c.handle.pause(c_node(&c, n));
                         paused.insert(n);
-                        Some("pause")
+                        Some("pause".to_string())
                     }
                     FaultKind::Partition if !isolated.contains(&n) => {
                         isolate_node(&c, n);
                         isolated.insert(n);
-                        Some("isolate")
+                        Some("isolate".to_string())
                     }
                     _ => None,
-                };
+                });
                 let Some(action) = action else { continue };
-                log.push(FaultLogEntry { t_ms: now_ms, action: action.into(), node: n.to_string() });
+                log.push(FaultLogEntry { t_ms: now_ms, action, node: n.to_string() });
                 if let Some(d) = ev.duration_ms {
                     let undo = match ev.kind {
                         FaultKind::Crash | FaultKind::PowerLoss => Some(Undo::Restart(n)),
                         FaultKind::Pause => Some(Undo::Resume(n)),
                         FaultKind::Partition => Some(Undo::Heal(n)),
+                        FaultKind::DiskEio | FaultKind::DiskFull | FaultKind::DiskDirFail => Some(Undo::RepairDisk(n)),
                         _ => None,
                     };
                     if let Some(u) = undo {
@@ -183,6 +245,14 @@ pub async fn inject(
                 }
             }
         }
+    }
+}
+
+/// The partition a `leader:`/`follower:` target names.
+fn replica_of_target(target: &Target) -> Option<(&str, i32)> {
+    match target {
+        Target::Leader { topic, partition } | Target::Follower { topic, partition } => Some((topic.as_str(), *partition)),
+        _ => None,
     }
 }
 

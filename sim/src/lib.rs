@@ -7,7 +7,10 @@
 //!   file, line and field.
 //! - [`history`]: operations and their JSONL form (the history contract).
 //! - [`report`]: a seed's verdict against `[expect]`, and sweep summaries.
-//! - [`checker`]: one file per anomaly in DESIGN.md's catalogue.
+//! - [`checker`]: one file per anomaly in DESIGN.md's catalogue (client
+//!   histories, and broker-side observations).
+//! - [`observations`]: the per-run observer brokers report replica events
+//!   to (appends, truncations, HW, epochs), for the broker-side checkers.
 //! - [`cluster`]: builds broker, controller and client nodes in madsim, each
 //!   broker with its own simulated disk.
 //! - [`faults`]: resolves fault targets and injects crash / restart /
@@ -22,6 +25,7 @@ pub mod checker;
 pub mod cluster;
 pub mod faults;
 pub mod history;
+pub mod observations;
 pub mod report;
 pub mod run;
 pub mod scenario;

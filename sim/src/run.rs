@@ -5,6 +5,7 @@ use crate::checker;
 use crate::cluster::{client_ip, Cluster, ClusterSpec};
 use crate::faults::{self, FaultLogEntry};
 use crate::history::History;
+use crate::observations::{Observed, RunObserver};
 use crate::report::{SeedResult, Verdict};
 use crate::scenario::Scenario;
 use crate::trace::TraceHasher;
@@ -21,12 +22,17 @@ use std::time::Duration;
 pub const SETUP_TIMEOUT_MS: u64 = 60_000;
 
 /// What the simulation produced, before checking.
+#[derive(Debug, Clone)]
 pub struct RunOutput {
     pub events: Vec<Event>,
     pub faults: Vec<FaultLogEntry>,
     pub sim_ms: u64,
     /// The final reader reached the end of every partition.
     pub final_reads_complete: bool,
+    /// What brokers reported about their replicas, in order.
+    pub observations: Vec<Observed>,
+    /// Observations over the bound (not kept).
+    pub observations_dropped: u64,
 }
 
 /// A TOML config value as the string Kafka's config parsers expect.
@@ -48,11 +54,15 @@ fn string_map(map: &BTreeMap<String, toml::Value>) -> BTreeMap<String, String> {
 /// Runs one seed and judges it against the scenario's expectation.
 pub fn run_seed(scenario: &Scenario, seed: u64) -> anyhow::Result<SeedResult> {
     let wall = std::time::Instant::now();
-    let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
-    let sc = scenario.clone();
-    let out = rt.block_on(simulate(sc, seed))?;
+    let out = simulate_seed(scenario, seed)?;
     let wall_ms = wall.elapsed().as_millis() as u64;
     Ok(judge(scenario, seed, out, wall_ms))
+}
+
+/// Runs one seed's simulation in a fresh runtime, without judging it.
+pub fn simulate_seed(scenario: &Scenario, seed: u64) -> anyhow::Result<RunOutput> {
+    let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    rt.block_on(simulate(scenario.clone(), seed))
 }
 
 /// Turns a run's output into its verdict, anomalies and trace hash.
@@ -65,11 +75,14 @@ pub fn judge(scenario: &Scenario, seed: u64, out: RunOutput, wall_ms: u64) -> Se
     for f in &out.faults {
         hasher.line(&serde_json::to_string(f).expect("fault log entry serialises"));
     }
-    let check = checker::check_all(&history);
+    let check = checker::check_run(&history, &out.observations);
     let mut result =
         SeedResult::judge(scenario, seed, history, check, hasher.finish(), out.sim_ms, wall_ms, out.faults.len() as u64);
     if !out.final_reads_complete {
         result.notes.push("the final reader did not reach the end of every partition".into());
+    }
+    if out.observations_dropped > 0 {
+        result.notes.push(format!("{} broker observations over the bound were not checked", out.observations_dropped));
     }
     result
 }
@@ -115,7 +128,8 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
         sc.consumers.iter().all(|c| c.group.is_none()),
         "consumer groups are not implemented yet (omit `group` for assign-mode consumers)"
     );
-    let cluster = Mutex::new(Cluster::build(&spec));
+    let observer = Arc::new(RunObserver::new());
+    let cluster = Mutex::new(Cluster::build(&spec, Some(observer.clone())));
     let bootstrap = cluster.lock().unwrap().bootstrap();
     let handle = madsim::runtime::Handle::current();
     let mut next_ip = 0usize;
@@ -223,7 +237,15 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
         .spawn(consumer::final_poll(spec, bootstrap.clone(), rec.clone(), deadline_ms))
         .await
         .unwrap_or(false);
-    Ok(RunOutput { events: rec.take(), faults: fault_log, sim_ms: rec.now_ms(), final_reads_complete: complete })
+    let (observations, observations_dropped) = observer.take();
+    Ok(RunOutput {
+        events: rec.take(),
+        faults: fault_log,
+        sim_ms: rec.now_ms(),
+        final_reads_complete: complete,
+        observations,
+        observations_dropped,
+    })
 }
 
 /// Convenience for tests: the verdict of one seed.

@@ -47,7 +47,7 @@ fn read_once(shared: &BrokerShared, req: &FetchRequest) -> (FetchResponse, usize
                     // Sent with errors too, so a follower below it can restart there.
                     let log_start = parts.get(&(name.clone(), fp.partition)).map_or(-1, |p| p.log.log_start_offset());
                     let result = match parts.get_mut(&(name.clone(), fp.partition)) {
-                        None => Err(kafka_protocol::error::ResponseError::NotLeaderOrFollower),
+                        None => Err(shared.missing_replica_error(&(name.clone(), fp.partition))),
                         Some(p) if replica >= 0 => {
                             let hw_before = p.high_watermark;
                             let r = p.read_for_follower(replica, fp.fetch_offset, fp.last_fetched_epoch, fp.current_leader_epoch, max_bytes, now_ms);
@@ -80,6 +80,7 @@ fn read_once(shared: &BrokerShared, req: &FetchRequest) -> (FetchResponse, usize
             FetchableTopicResponse::default().with_topic(ft.topic.clone()).with_partitions(partitions)
         })
         .collect();
+    shared.handle_storage_failures(&mut parts);
     drop(parts);
     if hw_moved {
         shared.progress.notify_waiters();

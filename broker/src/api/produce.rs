@@ -33,7 +33,7 @@ pub async fn handle(shared: &Arc<BrokerShared>, req: ProduceRequest) -> Option<P
                 let r = PartitionProduceResponse::default().with_index(pd.index).with_base_offset(-1).with_log_append_time_ms(-1);
                 let result = match (parts.get_mut(&(name.clone(), pd.index)), pd.records.as_ref()) {
                     (None, _) => Err(if shared.image.lock().unwrap().topics.contains_key(&name) {
-                        ResponseError::NotLeaderOrFollower
+                        shared.missing_replica_error(&(name.clone(), pd.index))
                     } else {
                         ResponseError::UnknownTopicOrPartition
                     }),
@@ -59,6 +59,7 @@ pub async fn handle(shared: &Arc<BrokerShared>, req: ProduceRequest) -> Option<P
             }
             topics.push(TopicProduceResponse::default().with_name(td.name.clone()).with_partition_responses(responses));
         }
+        shared.handle_storage_failures(&mut parts);
     }
     shared.progress.notify_waiters();
     if acks == 0 {
@@ -75,7 +76,7 @@ pub async fn handle(shared: &Arc<BrokerShared>, req: ProduceRequest) -> Option<P
                 waiting.retain(|w| {
                     let status = match parts.get(&(w.topic.clone(), w.partition)) {
                         Some(p) => p.acks_all_status(w.last_offset, w.leader_epoch),
-                        None => Some(Err(ResponseError::NotLeaderOrFollower)),
+                        None => Some(Err(shared.missing_replica_error(&(w.topic.clone(), w.partition)))),
                     };
                     match status {
                         None => true,

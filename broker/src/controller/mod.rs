@@ -267,8 +267,10 @@ impl Node {
         let st = &mut active.state;
         let before = st.image.version;
         let reply: Reply = match req {
-            ControllerRequest::Heartbeat { broker_id, incarnation, host, port, known_version } => {
-                for ev in st.heartbeat(broker_id, incarnation, &host, port, now_ms) {
+            ControllerRequest::Heartbeat { broker_id, incarnation, host, port, known_version, offline_replicas } => {
+                let mut events = st.heartbeat(broker_id, incarnation, &host, port, now_ms);
+                events.extend(st.replicas_offline(broker_id, incarnation, &offline_replicas));
+                for ev in events {
                     tracing::info!(target: "controller", ?ev);
                 }
                 Box::new(move |img: &MetadataImage| ControllerResponse::Heartbeat {

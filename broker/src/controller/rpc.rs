@@ -23,7 +23,18 @@ use std::time::Duration;
 pub enum ControllerRequest {
     /// Periodic liveness + registration; answered with the image when the
     /// broker's copy is older.
-    Heartbeat { broker_id: i32, incarnation: u64, host: String, port: u16, known_version: u64 },
+    Heartbeat {
+        broker_id: i32,
+        incarnation: u64,
+        host: String,
+        port: u16,
+        known_version: u64,
+        /// Replicas whose log dir failed in this incarnation (KRaft's
+        /// BrokerHeartbeat `OfflineLogDirs`, by replica rather than dir id):
+        /// they leave the ISR and lose leadership.
+        #[serde(default)]
+        offline_replicas: Vec<(String, i32)>,
+    },
     /// A leader asks to change its partition's ISR.
     AlterPartition {
         broker_id: i32,

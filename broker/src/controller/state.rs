@@ -10,7 +10,7 @@ use super::image::{BrokerInfo, MetadataImage, PartitionState, TopicInfo, NO_LEAD
 use super::rpc::RpcError;
 use crate::config::{validate_topic_configs, validate_topic_config, Settings, TopicSettings};
 use kafka_protocol::error::ResponseError;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Bound on partitions one topic may have (a named limit, as everything).
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
@@ -60,6 +60,9 @@ pub struct ControllerState {
     last_heartbeat_ms: BTreeMap<i32, u64>,
     /// Counter for topic ids (deterministic, unlike random UUIDs).
     next_topic_id: u64,
+    /// Per broker: (incarnation, replicas whose log dir failed in it). Not
+    /// persisted: brokers repeat the list in every heartbeat.
+    offline_replicas: BTreeMap<i32, (u64, BTreeSet<(String, i32)>)>,
 }
 
 /// What happened, for logs and the run's event trace.
@@ -80,6 +83,7 @@ impl ControllerState {
             session_timeout_ms,
             last_heartbeat_ms: BTreeMap::new(),
             next_topic_id: 1,
+            offline_replicas: BTreeMap::new(),
         }
     }
 
@@ -87,7 +91,7 @@ impl ControllerState {
     pub fn restore(image: MetadataImage, broker_settings: Settings, session_timeout_ms: u64, now_ms: u64) -> Self {
         let last_heartbeat_ms = image.brokers.keys().map(|&b| (b, now_ms)).collect();
         let next_topic_id = image.topics.len() as u64 + 1;
-        ControllerState { image, broker_settings, session_timeout_ms, last_heartbeat_ms, next_topic_id }
+        ControllerState { image, broker_settings, session_timeout_ms, last_heartbeat_ms, next_topic_id, offline_replicas: BTreeMap::new() }
     }
 
     fn bump(&mut self) {
@@ -128,6 +132,55 @@ impl ControllerState {
                     self.bump();
                 }
             }
+        }
+        events
+    }
+
+    /// Whether `broker`'s replica of `topic/partition` is on a failed log dir
+    /// in the broker's current incarnation.
+    fn replica_offline(&self, broker: i32, topic: &str, partition: i32) -> bool {
+        let current = self.image.brokers.get(&broker).map(|b| b.incarnation);
+        self.offline_replicas
+            .get(&broker)
+            .is_some_and(|(inc, set)| Some(*inc) == current && set.contains(&(topic.to_string(), partition)))
+    }
+
+    /// A heartbeat's offline replicas (KRaft's handling of a broker's
+    /// offline log dirs): each newly offline replica leaves the ISR (unless
+    /// it is the last member, as with fencing) and loses leadership; it may
+    /// neither lead nor rejoin the ISR until the broker restarts.
+    pub fn replicas_offline(&mut self, broker_id: i32, incarnation: u64, replicas: &[(String, i32)]) -> Vec<ControllerEvent> {
+        let mut events = Vec::new();
+        if self.image.brokers.get(&broker_id).is_none_or(|b| b.incarnation != incarnation) {
+            return events;
+        }
+        let entry = self.offline_replicas.entry(broker_id).or_insert_with(|| (incarnation, BTreeSet::new()));
+        if entry.0 != incarnation {
+            *entry = (incarnation, BTreeSet::new());
+        }
+        let new: Vec<(String, i32)> = replicas.iter().filter(|r| !entry.1.contains(*r)).cloned().collect();
+        entry.1.extend(new.iter().cloned());
+        let mut changed = false;
+        for (topic, p) in new {
+            let Some(ps) = self.image.partition(&topic, p) else { continue };
+            if !ps.replicas.contains(&broker_id) {
+                continue;
+            }
+            let (in_isr, leads, isr_len) = (ps.isr.contains(&broker_id), ps.leader == broker_id, ps.isr.len());
+            if in_isr && isr_len > 1 {
+                let ps = &mut self.image.topics.get_mut(&topic).unwrap().partitions[p as usize];
+                ps.isr.retain(|&r| r != broker_id);
+                ps.partition_epoch += 1;
+                events.push(ControllerEvent::IsrChanged { topic: topic.clone(), partition: p, isr: ps.isr.clone() });
+                changed = true;
+            }
+            if leads {
+                self.elect(&topic, p as usize, &mut events);
+                changed = true;
+            }
+        }
+        if changed {
+            self.bump();
         }
         events
     }
@@ -201,7 +254,7 @@ impl ControllerState {
         let topic = &self.image.topics[name];
         let settings = TopicSettings::resolve(&self.broker_settings, &topic.configs);
         let ps = &topic.partitions[p];
-        let live = |r: &i32| !self.image.is_fenced(*r);
+        let live = |r: &i32| !self.image.is_fenced(*r) && !self.replica_offline(*r, name, p as i32);
         let clean = ps.replicas.iter().copied().find(|r| ps.isr.contains(r) && live(r));
         let (leader, unclean) = match clean {
             Some(l) => (l, false),
@@ -293,7 +346,8 @@ impl ControllerState {
         if !new_isr.contains(&broker_id) || new_isr.iter().any(|r| !ps.replicas.contains(r)) {
             return Err(RpcError::new(ResponseError::InvalidRequest.code(), "ISR must hold the leader and only replicas"));
         }
-        if new_isr.iter().any(|r| !ps.isr.contains(r) && self.image.is_fenced(*r)) {
+        let ineligible = |r: &i32| self.image.is_fenced(*r) || self.replica_offline(*r, topic, partition);
+        if new_isr.iter().any(|r| !ps.isr.contains(r) && ineligible(r)) {
             return Err(RpcError::new(ResponseError::IneligibleReplica.code(), "fenced replica cannot join the ISR"));
         }
         let mut isr = new_isr;
@@ -514,6 +568,30 @@ mod tests {
         c.heartbeat(3, 103, "h", 9092, 9000);
         c.tick(9500); // broker 1 fenced, leaves the ISRs
         assert!(c.rebalance_leaders().is_empty());
+    }
+
+    #[test]
+    fn offline_replica_leaves_isr_and_leadership_until_restart() {
+        let mut c = cluster3();
+        let before = c.image.partition("t", 0).unwrap().clone();
+        assert_eq!(before.leader, 1);
+        let ev = c.replicas_offline(1, 101, &[("t".into(), 0)]);
+        assert!(!ev.is_empty());
+        let ps = c.image.partition("t", 0).unwrap().clone();
+        assert_eq!(ps.leader, 2);
+        assert_eq!(ps.leader_epoch, before.leader_epoch + 1);
+        assert_eq!(ps.isr, vec![2, 3]);
+        // Other partitions of broker 1 are untouched.
+        assert!(c.image.partition("t", 1).unwrap().isr.contains(&1));
+        // Repeating the report changes nothing; rejoining is refused.
+        assert!(c.replicas_offline(1, 101, &[("t".into(), 0)]).is_empty());
+        let e = c.alter_partition(2, "t", 0, ps.leader_epoch, ps.partition_epoch, vec![1, 2, 3]).unwrap_err();
+        assert_eq!(e.code, ResponseError::IneligibleReplica.code());
+        // A stale incarnation's report is ignored; a restart clears the set.
+        assert!(c.replicas_offline(1, 7, &[("t".into(), 1)]).is_empty());
+        c.heartbeat(1, 102, "h", 9092, 1000);
+        let ps = c.image.partition("t", 0).unwrap().clone();
+        c.alter_partition(2, "t", 0, ps.leader_epoch, ps.partition_epoch, vec![1, 2, 3]).unwrap();
     }
 
     #[test]

@@ -850,6 +850,29 @@ impl Log {
         Ok(())
     }
 
+    /// Every batch in the log as (base offset, last offset, leader epoch,
+    /// CRC), oldest first: what the harness's checkers compare between
+    /// replicas after recovery. Reads every batch header.
+    pub fn batch_marks(&self) -> Result<Vec<crate::observe::BatchMark>, LogError> {
+        self.ensure_online()?;
+        let mut out = Vec::new();
+        for seg in self.segments.values() {
+            let path = self.segment_path(seg.base_offset, LOG_SUFFIX);
+            let mut pos = 0u64;
+            while pos < seg.size {
+                let header = BatchHeader::parse(&self.storage.read_at(&path, pos, HEADER_LEN)?)?;
+                out.push(crate::observe::BatchMark {
+                    base_offset: header.base_offset,
+                    last_offset: header.last_offset(),
+                    leader_epoch: header.partition_leader_epoch,
+                    crc: header.crc,
+                });
+                pos += header.total_len() as u64;
+            }
+        }
+        Ok(out)
+    }
+
     /// Records appended since the last flush.
     pub fn unflushed_messages(&self) -> u64 {
         self.unflushed_messages

@@ -20,7 +20,9 @@
 
 use crate::config::TopicSettings;
 use crate::controller::image::{PartitionState, NO_LEADER};
-use crate::log::{AppendInfo, Log};
+use crate::log::batch::iter_batches;
+use crate::log::{AppendInfo, Log, LogError};
+use crate::observe::{BatchMark, ObsEvent, ObserverHandle};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use std::collections::BTreeMap;
@@ -70,13 +72,35 @@ pub struct Partition {
     followers: BTreeMap<i32, FollowerState>,
     /// An AlterPartition in flight: the ISR we asked for.
     pub pending_isr: Option<Vec<i32>>,
+    /// An I/O error hit this replica's log: its log dir must go offline
+    /// (Kafka's LogDirFailureChannel). Set by any failing log operation.
+    pub storage_failed: bool,
+    /// Where observations go (the harness's checkers); None in real mode.
+    observer: Option<ObserverHandle>,
+    /// The HW last reported to the observer.
+    observed_hw: i64,
 }
 
 pub type PResult<T> = Result<T, ResponseError>;
 
 impl Partition {
-    pub fn new(topic: &str, partition: i32, broker_id: i32, log: Log, settings: TopicSettings, state: PartitionState, hw: i64) -> Self {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        topic: &str,
+        partition: i32,
+        broker_id: i32,
+        log: Log,
+        settings: TopicSettings,
+        state: PartitionState,
+        hw: i64,
+        observer: Option<ObserverHandle>,
+    ) -> Self {
         let high_watermark = hw.clamp(log.log_start_offset(), log.log_end_offset());
+        if let Some(o) = &observer {
+            let batches = log.batch_marks().unwrap_or_default();
+            let event = ObsEvent::Opened { log_start: log.log_start_offset(), log_end: log.log_end_offset(), hw: high_watermark, batches };
+            o.emit(topic, partition, event);
+        }
         let mut p = Partition {
             topic: topic.to_string(),
             partition,
@@ -88,9 +112,60 @@ impl Partition {
             high_watermark,
             followers: BTreeMap::new(),
             pending_isr: None,
+            storage_failed: false,
+            observer,
+            observed_hw: high_watermark,
         };
         p.apply_state(state, 0);
         p
+    }
+
+    fn emit(&self, event: ObsEvent) {
+        if let Some(o) = &self.observer {
+            o.emit(&self.topic, self.partition, event);
+        }
+    }
+
+    /// Reports the HW if it changed since the last report.
+    fn note_hw(&mut self) {
+        if self.high_watermark != self.observed_hw {
+            self.observed_hw = self.high_watermark;
+            self.emit(ObsEvent::Hw { value: self.high_watermark });
+        }
+    }
+
+    /// Reports the batches of `records` just appended at `info`'s offsets
+    /// (`leader_epoch`: the epoch a leader stamped; None: as in the bytes).
+    fn note_append(&self, records: &[u8], info: &AppendInfo, leader_epoch: Option<i32>) {
+        if self.observer.is_none() {
+            return;
+        }
+        let mut next = info.first_offset;
+        let mut batches = Vec::new();
+        for (h, _) in iter_batches(records).map_while(Result::ok) {
+            if next > info.last_offset {
+                break;
+            }
+            let last = next + h.last_offset_delta as i64;
+            batches.push(BatchMark {
+                base_offset: next,
+                last_offset: last,
+                leader_epoch: leader_epoch.unwrap_or(h.partition_leader_epoch),
+                crc: h.crc,
+            });
+            next = last + 1;
+        }
+        self.emit(ObsEvent::Append { batches });
+    }
+
+    /// Maps a log failure to the client's error and notes whether it was an
+    /// I/O failure (the broker then takes the replica's log dir offline).
+    fn log_failed(&mut self, e: &LogError) -> ResponseError {
+        let code = log_error_code(e);
+        if code == ResponseError::KafkaStorageError {
+            self.storage_failed = true;
+        }
+        code
     }
 
     pub fn log_end_offset(&self) -> i64 {
@@ -133,6 +208,7 @@ impl Partition {
             // the previous epoch learn where it ended before we append.
             if let Err(e) = self.log.assign_leader_epoch(new.leader_epoch) {
                 tracing::error!(topic = %self.topic, partition = self.partition, "cannot record leader epoch: {e}");
+                self.log_failed(&e);
             }
         }
         if self.pending_isr.as_ref().is_some_and(|p| *p == new.isr) || new.partition_epoch != self.state.partition_epoch {
@@ -140,6 +216,12 @@ impl Partition {
         }
         self.state = new;
         self.role = role;
+        if epoch_changed {
+            self.emit(ObsEvent::Epoch { leader_epoch: self.state.leader_epoch });
+        }
+        if role == Role::Leader && (role_changed || epoch_changed) {
+            self.emit(ObsEvent::BecameLeader { epoch: self.state.leader_epoch });
+        }
         if self.role == Role::Leader {
             self.maybe_advance_hw();
         }
@@ -182,6 +264,7 @@ impl Partition {
         if new_hw > self.high_watermark {
             assert!(new_hw <= leo, "HW {new_hw} beyond LEO {leo}");
             self.high_watermark = new_hw;
+            self.note_hw();
             true
         } else {
             false
@@ -236,11 +319,16 @@ impl Partition {
                 &recompressed[..]
             }
         };
-        let info = self
-            .log
-            .append_as_leader(records, self.state.leader_epoch)
-            .map_err(|e| log_error_code(&e))?;
-        let _ = self.log.maybe_flush(now_ms);
+        let info = match self.log.append_as_leader(records, self.state.leader_epoch) {
+            Ok(info) => info,
+            Err(e) => return Err(self.log_failed(&e)),
+        };
+        self.note_append(records, &info, Some(self.state.leader_epoch));
+        // flush.messages / flush.ms: the fsync happens before the append can
+        // count towards the HW (and so before any acknowledgement).
+        if let Err(e) = self.log.maybe_flush(now_ms) {
+            return Err(self.log_failed(&e));
+        }
         self.maybe_advance_hw();
         Ok(info)
     }
@@ -267,7 +355,7 @@ impl Partition {
     }
 
     /// A consumer fetch: committed data only (below the HW).
-    pub fn read_for_consumer(&self, offset: i64, current_leader_epoch: i32, max_bytes: usize) -> PResult<FetchData> {
+    pub fn read_for_consumer(&mut self, offset: i64, current_leader_epoch: i32, max_bytes: usize) -> PResult<FetchData> {
         if self.role != Role::Leader {
             return Err(ResponseError::NotLeaderOrFollower);
         }
@@ -276,7 +364,10 @@ impl Partition {
             return Err(ResponseError::OffsetOutOfRange);
         }
         let records = if offset < self.high_watermark {
-            self.log.read(offset, self.high_watermark, max_bytes).map_err(|e| log_error_code(&e))?
+            match self.log.read(offset, self.high_watermark, max_bytes) {
+                Ok(r) => r,
+                Err(e) => return Err(self.log_failed(&e)),
+            }
         } else {
             Bytes::new()
         };
@@ -350,7 +441,10 @@ impl Partition {
         f.last_fetch_ms = now_ms;
         self.maybe_advance_hw();
         let records = if fetch_offset < leo {
-            self.log.read(fetch_offset, leo, max_bytes).map_err(|e| log_error_code(&e))?
+            match self.log.read(fetch_offset, leo, max_bytes) {
+                Ok(r) => r,
+                Err(e) => return Err(self.log_failed(&e)),
+            }
         } else {
             Bytes::new()
         };
@@ -409,8 +503,12 @@ impl Partition {
             None => self.log.log_start_offset(),
         };
         let target = end_offset.min(ours).min(self.log.log_end_offset());
-        self.log.truncate_to(target).map_err(|e| log_error_code(&e))?;
+        if let Err(e) = self.log.truncate_to(target) {
+            return Err(self.log_failed(&e));
+        }
+        self.emit(ObsEvent::Truncate { to: target });
         self.high_watermark = self.high_watermark.min(target);
+        self.note_hw();
         Ok(target)
     }
 
@@ -460,12 +558,20 @@ impl Partition {
     /// Follower: appends fetched batches and takes the leader's HW.
     pub fn append_as_follower(&mut self, records: &[u8], leader_hw: i64, now_ms: u64) -> PResult<()> {
         if !records.is_empty() {
-            self.log.append_as_follower(records).map_err(|e| log_error_code(&e))?;
-            let _ = self.log.maybe_flush(now_ms);
+            let info = match self.log.append_as_follower(records) {
+                Ok(info) => info,
+                Err(e) => return Err(self.log_failed(&e)),
+            };
+            self.note_append(records, &info, None);
+            // The fsync comes before the next fetch reports the new LEO.
+            if let Err(e) = self.log.maybe_flush(now_ms) {
+                return Err(self.log_failed(&e));
+            }
         }
         let hw = leader_hw.min(self.log.log_end_offset());
         if hw > self.high_watermark {
             self.high_watermark = hw;
+            self.note_hw();
         }
         Ok(())
     }
@@ -490,6 +596,21 @@ fn recompress_all(records: &[u8], target: kafka_protocol::records::Compression) 
         }
     }
     Ok(out)
+}
+
+impl Partition {
+    /// Time-based flush (`flush.ms`), from the housekeeping loop.
+    pub fn maybe_flush(&mut self, now_ms: u64) -> PResult<()> {
+        match self.log.maybe_flush(now_ms) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.log_failed(&e)),
+        }
+    }
+
+    /// Reports that the replica went offline with its log dir.
+    pub fn note_offline(&self, dir: &str) {
+        self.emit(ObsEvent::Offline { dir: dir.to_string() });
+    }
 }
 
 /// Maps a log failure to the Kafka error a client sees.

@@ -20,7 +20,7 @@ fn replica(broker_id: i32, min_isr: &str, st: PartitionState) -> Partition {
     let config = LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 4096, flush_messages: None, flush_ms: None };
     let log = Log::open(Arc::new(disk), &format!("/data/{TOPIC}-0-b{broker_id}"), config).expect("open log");
     let settings = TopicSettings::resolve(&Settings::from_pairs([("min.insync.replicas", min_isr)]), &Settings::default());
-    Partition::new(TOPIC, 0, broker_id, log, settings, st, 0)
+    Partition::new(TOPIC, 0, broker_id, log, settings, st, 0, None)
 }
 
 fn produce(p: &mut Partition, n: usize, acks: i16) -> PResult<AppendInfo> {
@@ -105,7 +105,7 @@ fn kip_320_fetches_with_other_leader_epochs_are_rejected() {
     assert!(l.read_for_consumer(0, 3, 100).is_ok());
     assert!(l.read_for_consumer(0, -1, 100).is_ok(), "no epoch: not checked");
     assert_eq!(l.read_for_follower(2, 0, -1, 2, 100, 0).unwrap_err(), ResponseError::FencedLeaderEpoch);
-    let f = replica(2, "1", state(1, &[1, 2, 3], 3, 0));
+    let mut f = replica(2, "1", state(1, &[1, 2, 3], 3, 0));
     assert_eq!(f.read_for_consumer(0, 3, 100).unwrap_err(), ResponseError::NotLeaderOrFollower);
 }
 

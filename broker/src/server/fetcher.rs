@@ -156,6 +156,7 @@ pub async fn fetcher_loop(shared: Arc<BrokerShared>, leader: i32) {
                     p.follow_log_start(pd.log_start_offset);
                 }
             }
+            shared.handle_storage_failures(&mut parts);
         }
         shared.progress.notify_waiters();
         if backoff || resp.error_code != 0 {

@@ -58,12 +58,14 @@ pub async fn controller_call(shared: &BrokerShared, req: &ControllerRequest) -> 
 /// One heartbeat now; applies any newer image.
 pub async fn heartbeat_once(shared: &Arc<BrokerShared>, hw_checkpoints: &BTreeMap<TopicPartition, i64>) -> anyhow::Result<()> {
     let known_version = shared.image.lock().unwrap().version;
+    let offline_replicas: Vec<TopicPartition> = shared.dirs.lock().unwrap().offline_replicas.iter().cloned().collect();
     let req = ControllerRequest::Heartbeat {
         broker_id: shared.config.id,
         incarnation: shared.incarnation,
         host: shared.config.advertised_host.clone(),
         port: shared.config.advertised_port,
         known_version,
+        offline_replicas,
     };
     if let ControllerResponse::Heartbeat { image: Some(image), .. } = controller_call(shared, &req).await? {
         apply_image(shared, image, hw_checkpoints);
@@ -77,7 +79,11 @@ pub async fn heartbeat_loop(shared: Arc<BrokerShared>, hw_checkpoints: BTreeMap<
         if let Err(e) = heartbeat_once(&shared, &hw_checkpoints).await {
             tracing::debug!(broker = shared.config.id, "heartbeat failed: {e}");
         }
-        tokio::time::sleep(interval).await;
+        // A failed log dir is reported at once, not at the next interval.
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shared.dirs_changed.notified() => {}
+        }
     }
 }
 
@@ -100,6 +106,9 @@ pub fn apply_image(shared: &Arc<BrokerShared>, image: MetadataImage, hw_checkpoi
                 continue;
             }
             let key = (name.clone(), ps.partition);
+            if shared.is_offline(&key) {
+                continue; // its log dir failed: offline until restart
+            }
             let exists = shared.partitions.lock().unwrap().contains_key(&key);
             if !exists {
                 let hw = hw_checkpoints.get(&key).copied().unwrap_or(0);
@@ -114,7 +123,7 @@ pub fn apply_image(shared: &Arc<BrokerShared>, image: MetadataImage, hw_checkpoi
                 }
             }
             let mut parts = shared.partitions.lock().unwrap();
-            let p = parts.get_mut(&key).expect("just opened");
+            let Some(p) = parts.get_mut(&key) else { continue }; // its dir failed meanwhile
             // Topic config changes (IncrementalAlterConfigs) reach the live log.
             let settings = crate::config::TopicSettings::resolve(&shared.config.settings, &topic.configs);
             if settings != p.settings {
@@ -128,6 +137,7 @@ pub fn apply_image(shared: &Arc<BrokerShared>, image: MetadataImage, hw_checkpoi
             if let Role::Follower { leader } = p.role {
                 leaders_followed.push(leader);
             }
+            shared.handle_storage_failures(&mut parts);
         }
     }
     for leader in leaders_followed {

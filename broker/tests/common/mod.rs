@@ -54,6 +54,7 @@ pub fn start_broker_in_quorum(
                 controllers: controllers.clone(),
                 log_dirs: vec!["/data0".into()],
                 settings: settings.clone(),
+                observer: None,
             };
             async move { run_broker(s, config, 1).await.unwrap() }
         })

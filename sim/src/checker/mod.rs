@@ -8,13 +8,29 @@
 //! - [`unseen`]: acknowledged values never read at all.
 //! - [`duplicate`]: one value read at two offsets of a partition.
 //! - [`inconsistent_offsets`]: two values at one offset (reads and acks).
+//!
+//! Broker-side checkers judge the run's observations (see
+//! [`crate::observations`]) instead of the client history:
+//!
+//! - [`replica_divergence`]: replicas disagree below both their HWs.
+//! - [`hw_regression`]: a replica's HW goes back within one process life.
+//! - [`epoch_regression`]: an accepted leader epoch, or the epochs along a
+//!   replica's log, go backwards.
+//! - [`leader_per_epoch`]: two brokers lead one partition in one epoch.
+//! - [`replica_model`]: each replica's log rebuilt from observations.
 
 pub mod duplicate;
+pub mod epoch_regression;
+pub mod hw_regression;
 pub mod inconsistent_offsets;
+pub mod leader_per_epoch;
 pub mod lost_write;
+pub mod replica_divergence;
+pub mod replica_model;
 pub mod unseen;
 
 use crate::history::{History, OpType};
+use crate::observations::Observed;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -41,12 +57,22 @@ pub const CATALOGUE: &[&str] = &[
     "replica-divergence",
     "hw-regression",
     "epoch-regression",
+    "leader-per-epoch",
     "hanging-txn",
     "liveness",
 ];
 
 /// The keys this build checks; every one appears in a result's counts.
-pub const IMPLEMENTED: &[&str] = &["lost-write", "duplicate", "inconsistent-offsets", "unseen"];
+pub const IMPLEMENTED: &[&str] = &[
+    "lost-write",
+    "duplicate",
+    "inconsistent-offsets",
+    "unseen",
+    "replica-divergence",
+    "hw-regression",
+    "epoch-regression",
+    "leader-per-epoch",
+];
 
 /// How many example values a detail line lists at most.
 pub const DETAIL_EXAMPLES_MAX: usize = 8;
@@ -89,12 +115,23 @@ impl CheckResult {
     }
 }
 
-/// Runs every implemented checker.
+/// Runs every history checker (a stored history has no broker
+/// observations: the broker-side keys count 0).
 pub fn check_all(h: &History) -> CheckResult {
+    check_run(h, &[])
+}
+
+/// Runs every implemented checker on a run's history and broker-side
+/// observations.
+pub fn check_run(h: &History, obs: &[Observed]) -> CheckResult {
     let mut all = lost_write::check(h);
     all.extend(duplicate::check(h));
     all.extend(inconsistent_offsets::check(h));
     all.extend(unseen::check(h));
+    all.extend(replica_divergence::check(obs));
+    all.extend(hw_regression::check(obs));
+    all.extend(epoch_regression::check(obs));
+    all.extend(leader_per_epoch::check(obs));
     CheckResult::from_anomalies(all)
 }
 
@@ -170,6 +207,30 @@ pub(crate) mod vectors {
 
     pub fn keys(anomalies: &[super::Anomaly]) -> Vec<(&'static str, Option<i64>, Option<i64>)> {
         anomalies.iter().map(|a| (a.key, a.value, a.offset)).collect()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod obs_vectors {
+    //! Helpers for the broker-side checkers' unit vectors (partition t/0).
+    use crate::observations::Observed;
+    use ksim_broker::observe::{BatchMark, ObsEvent, Observation};
+
+    pub fn ev(broker: i32, event: ObsEvent) -> Observed {
+        Observed { t_ms: 0, obs: Observation { broker, incarnation: 1, topic: "t".into(), partition: 0, event } }
+    }
+
+    pub fn mark(base: i64, last: i64, epoch: i32, crc: u32) -> BatchMark {
+        BatchMark { base_offset: base, last_offset: last, leader_epoch: epoch, crc }
+    }
+
+    /// Batches as (base, last, epoch, crc).
+    pub fn append(broker: i32, batches: &[(i64, i64, i32, u32)]) -> Observed {
+        ev(broker, ObsEvent::Append { batches: batches.iter().map(|&(b, l, e, c)| mark(b, l, e, c)).collect() })
+    }
+
+    pub fn hw(broker: i32, value: i64) -> Observed {
+        ev(broker, ObsEvent::Hw { value })
     }
 }
 

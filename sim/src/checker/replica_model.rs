@@ -1,0 +1,67 @@
+//! Each replica's log as the broker-side observations describe it: batches
+//! by base offset, rebuilt from `Opened` (what recovery found on disk),
+//! `Append` and `Truncate`, plus the replica's current high watermark.
+//! Shared by `replica-divergence` and `epoch-regression`.
+
+use crate::observations::Observed;
+use ksim_broker::observe::{BatchMark, ObsEvent};
+use std::collections::BTreeMap;
+
+/// A partition as "topic/partition" (the anomalies' form).
+pub fn partition_name(o: &Observed) -> String {
+    format!("{}/{}", o.obs.topic, o.obs.partition)
+}
+
+/// One replica's modelled log and HW.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaModel {
+    /// By base offset.
+    pub batches: BTreeMap<i64, BatchMark>,
+    pub hw: i64,
+}
+
+impl ReplicaModel {
+    /// The batch holding `offset`, if the replica has it.
+    pub fn batch_at(&self, offset: i64) -> Option<&BatchMark> {
+        self.batches.range(..=offset).next_back().map(|(_, b)| b).filter(|b| b.last_offset >= offset)
+    }
+
+    /// The last batch.
+    pub fn last(&self) -> Option<&BatchMark> {
+        self.batches.values().next_back()
+    }
+
+    /// Applies a log event (not `Hw`: callers judge HW moves first).
+    pub fn apply(&mut self, event: &ObsEvent) {
+        match event {
+            ObsEvent::Opened { hw, batches, .. } => {
+                self.batches = batches.iter().map(|b| (b.base_offset, *b)).collect();
+                self.hw = *hw;
+            }
+            ObsEvent::Append { batches } => {
+                if let Some(first) = batches.first() {
+                    self.truncate(first.base_offset);
+                }
+                self.batches.extend(batches.iter().map(|b| (b.base_offset, *b)));
+            }
+            ObsEvent::Truncate { to } => {
+                self.truncate(*to);
+                self.hw = self.hw.min(*to);
+            }
+            ObsEvent::Hw { value } => self.hw = *value,
+            _ => {}
+        }
+    }
+
+    /// Drops every batch holding an offset at or after `to` (the log
+    /// truncates whole batches).
+    fn truncate(&mut self, to: i64) {
+        let doomed: Vec<i64> = self.batches.values().filter(|b| b.last_offset >= to).map(|b| b.base_offset).collect();
+        for base in doomed {
+            self.batches.remove(&base);
+        }
+    }
+}
+
+/// Replica key: (topic/partition, broker).
+pub type ReplicaKey = (String, i32);
