@@ -102,6 +102,8 @@ holds!(flush_every_message_survives_whole_cluster_power_loss, "cluster-power-los
 breaks!(no_flush_loses_acknowledged_writes_on_whole_cluster_power_loss, "cluster-power-loss-flush-none.toml", ["hw-regression"]);
 holds!(rf_equal_to_min_isr_keeps_acknowledged_writes, "rf-equals-min-isr.toml");
 holds!(rf_above_min_isr_keeps_acknowledged_writes, "rf-above-min-isr.toml");
+holds!(controller_quorum_survives_active_controller_crash_and_partition, "controller-failover.toml");
+holds!(failed_log_dir_loses_nothing_committed, "log-dir-failure.toml");
 
 /// Every file in scenarios/fast has a sweep test above.
 #[test]
