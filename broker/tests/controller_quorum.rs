@@ -168,3 +168,59 @@ async fn partitioned_controller_cannot_decide() {
     wait_until("the healed controller to catch up", || cluster.image(old).version == cluster.image(new).version).await;
     assert!(cluster.image(old).topics.contains_key("u"));
 }
+
+/// Crashes the preferred leader of t/0, restarts it once another replica
+/// leads, and returns whether it leads again within `wait_ms` of rejoining
+/// the ISR.
+async fn preferred_leader_returns(settings: Settings, wait_ms: u64) -> bool {
+    let voters: Vec<SocketAddr> = (0..CONTROLLERS).map(controller_addr).collect();
+    let controllers = common::start_controllers(&voters, settings.clone());
+    let brokers: Vec<_> =
+        (0..BROKERS).map(|i| common::start_broker_in_quorum(i as i32, broker_addr(i), voters.clone(), settings.clone())).collect();
+    let cluster = Cluster { controllers, brokers, bootstrap: (0..BROKERS).map(broker_addr).collect() };
+    let client = common::client_node("10.0.3.1");
+    let handle = madsim::runtime::Handle::current();
+    let up = vec![true; CONTROLLERS];
+    let bootstrap = cluster.bootstrap.clone();
+    client.spawn(async move { create_topic(&bootstrap, "t").await }).await.unwrap();
+    let (active, _) = cluster.active(&up).expect("an active controller");
+    let p0 = |c: &Cluster| c.image(active).topics["t"].partitions[0].clone();
+    let preferred = p0(&cluster).replicas[0];
+    assert_eq!(p0(&cluster).leader, preferred);
+
+    handle.kill(cluster.brokers[preferred as usize].id());
+    wait_until("failover away from the preferred replica", || {
+        let p = p0(&cluster);
+        p.leader != preferred && p.leader != NO_LEADER
+    })
+    .await;
+    handle.restart(cluster.brokers[preferred as usize].id());
+    wait_until("the preferred replica back in the ISR", || p0(&cluster).isr.contains(&preferred)).await;
+    let mut waited = 0;
+    while waited < wait_ms {
+        if p0(&cluster).leader == preferred {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+        waited += POLL_MS;
+    }
+    false
+}
+
+// auto.leader.rebalance.enable (default true): once the preferred replica
+// (the first assigned) is back in the ISR, the active controller moves
+// leadership back to it at the next imbalance check.
+#[madsim::test]
+async fn auto_leader_rebalance_moves_leadership_back_to_the_preferred_replica() {
+    let settings = Settings::from_pairs([("leader.imbalance.check.interval.seconds", "2")]);
+    assert!(preferred_leader_returns(settings, 10_000).await);
+}
+
+#[madsim::test]
+async fn without_auto_leader_rebalance_leadership_stays_where_failover_put_it() {
+    let settings = Settings::from_pairs([
+        ("leader.imbalance.check.interval.seconds", "2"),
+        ("auto.leader.rebalance.enable", "false"),
+    ]);
+    assert!(!preferred_leader_returns(settings, 10_000).await);
+}
