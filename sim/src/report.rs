@@ -245,7 +245,7 @@ impl SweepSummary {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::checker::CheckResult;
 
@@ -262,7 +262,9 @@ duration_ms = 1000
 heal_ms = 500
 "#;
 
-    fn scenario(expect: &str) -> Scenario {
+    /// A minimal scenario with the given `[expect]` body (also used by
+    /// `report_files`' tests).
+    pub(crate) fn scenario(expect: &str) -> Scenario {
         Scenario::from_str(&format!("{BASE}[expect]\n{expect}\n"), "t.toml").unwrap()
     }
 

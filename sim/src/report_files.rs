@@ -260,21 +260,13 @@ mod tests {
     use crate::checker::CheckResult;
     use crate::history::History;
 
-    const SCENARIO: &str = r#"
-name = "leader-crash <acks=all>"
-description = "Leader crashes mid-stream; acks=all | min ISR 2 loses nothing & \"that\" is checked."
-[cluster]
-brokers = 3
-[[topics]]
-name = "events"
-partitions = 1
-replication_factor = 3
-[run]
-duration_ms = 1000
-heal_ms = 500
-[expect]
-verdict = "pass"
-"#;
+    /// A `pass` scenario whose name and description need escaping.
+    fn scenario() -> Scenario {
+        let mut sc = crate::report::tests::scenario("verdict = \"pass\"");
+        sc.name = "leader-crash <acks=all>".into();
+        sc.description = "Leader crashes mid-stream; acks=all | min ISR 2 loses nothing & \"that\" is checked.".into();
+        sc
+    }
 
     fn seed(sc: &Scenario, seed: u64, found: &[(&str, u64)], hash: char) -> SeedOutcome {
         let mut check = CheckResult::from_anomalies(Vec::new());
@@ -287,7 +279,7 @@ verdict = "pass"
 
     /// Seeds 4 (met), 5 (lost writes), 6 (the run errored); shard 1/3 of 4..13.
     fn sweep() -> (Scenario, Vec<SeedOutcome>) {
-        let sc = Scenario::from_str(SCENARIO, "t.toml").unwrap();
+        let sc = scenario();
         let results = vec![
             seed(&sc, 4, &[], 'a'),
             seed(&sc, 5, &[("lost-write", 3), ("unseen", 2)], 'b'),
@@ -331,7 +323,7 @@ verdict = "pass"
 
     #[test]
     fn junit_fails_a_sweep_testcase_when_only_the_sweep_is_unmet() {
-        let sc = Scenario::from_str(SCENARIO, "t.toml").unwrap();
+        let sc = scenario();
         let results = vec![seed(&sc, 0, &[], 'a')];
         let ok: Vec<SeedResult> = results.iter().filter_map(|(_, r)| r.as_ref().ok().cloned()).collect();
         let mut summary = SweepSummary::summarise(&sc, &ok, 0);
