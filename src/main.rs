@@ -6,13 +6,21 @@
 //! printed); 2 bad usage, a bad scenario file or an unreadable history.
 //!
 //! Environment: `RUST_LOG` is read by the simulation's tracing filter.
+//!
+//! Progress: when stderr is a terminal, `run` draws a progress bar there
+//! (seeds done, unmet, ETA); otherwise (CI) the per-seed lines on stdout are
+//! the only progress.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
 use ksim_sim::checker::{self, Anomaly};
 use ksim_sim::history::History;
 use ksim_sim::report::{SeedResult, SweepSummary};
+use ksim_sim::report_files::{self, error_json_line, replay_command, SweepInfo};
 use ksim_sim::scenario::Scenario;
+use ksim_sim::sweep::Shard;
 use ksim_sim::{run, sweep};
+use std::io::IsTerminal;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,12 +53,21 @@ enum Command {
         seeds: Range<u64>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
-        /// Write each seed's history (`seed-N.jsonl`) and `results.jsonl` here.
+        /// Write each seed's history (`seed-N.jsonl`), `results.jsonl`,
+        /// `summary.md` and `junit.xml` here.
         #[arg(long)]
         out: Option<PathBuf>,
         /// OS threads (one simulation each); default: the machine's cores.
         #[arg(long)]
         threads: Option<usize>,
+        /// Run only shard K of N (1-based): the seeds whose position in the
+        /// range is K-1 modulo N, so a CI matrix can split one sweep.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<Shard>,
+        /// Rerun a sample of seeds (the first 3 and unmet ones, at most 5)
+        /// and fail if any trace hash differs.
+        #[arg(long)]
+        check_determinism: bool,
     },
     /// Rerun one seed, with anomaly details.
     Replay {
@@ -112,22 +129,35 @@ fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { scenario, seeds, format, out, threads } => {
+        Command::Run { scenario, seeds, format, out, threads, shard, check_determinism } => {
             let Some(sc) = load(&scenario) else { return ExitCode::from(2) };
             let threads = threads.unwrap_or_else(sweep::default_threads).max(1);
-            let on_done = |seed: u64, r: &anyhow::Result<SeedResult>| {
-                if format == Format::Text {
-                    println!("{}", seed_text_line(seed, r));
-                }
+            let seed_list = match shard {
+                Some(shard) => shard.seeds(seeds.clone()),
+                None => seeds.clone().collect(),
             };
-            let results = sweep::run_seeds(&sc, seeds, threads, &on_done);
+            let progress = Progress::new(seed_list.len());
+            let on_done = |seed: u64, r: &anyhow::Result<SeedResult>| {
+                let line = (format == Format::Text).then(|| seed_text_line(seed, r));
+                progress.seed_done(line, r.as_ref().is_ok_and(|res| res.met));
+            };
+            let results = sweep::run_seed_list(&sc, &seed_list, threads, &on_done);
+            progress.finish();
+            let mut summary = summarise(&sc, &results);
+            summary.shard = shard.map(|s| s.to_string());
+            if check_determinism {
+                let passed = check_determinism_of(&sc, &results, threads, format);
+                summary.record_determinism(passed);
+            }
             if let Some(dir) = out {
-                if let Err(e) = write_out(&dir, &results) {
+                let path = scenario.display().to_string();
+                let info = SweepInfo { scenario: &sc, scenario_path: &path, seeds, shard, summary: &summary };
+                if let Err(e) = report_files::write_all(&dir, &info, &results) {
                     eprintln!("ksim: writing {}: {e}", dir.display());
                     return ExitCode::from(2);
                 }
             }
-            finish(&sc, &scenario, &results, format, false)
+            finish(&scenario, &results, &summary, format, false)
         }
         Command::Replay { scenario, seed, format } => {
             let Some(sc) = load(&scenario) else { return ExitCode::from(2) };
@@ -135,7 +165,9 @@ fn main() -> ExitCode {
             if format == Format::Text {
                 println!("{}", seed_text_line(seed, &r));
             }
-            finish(&sc, &scenario, &[(seed, r)], format, true)
+            let results = [(seed, r)];
+            let summary = summarise(&sc, &results);
+            finish(&scenario, &results, &summary, format, true)
         }
         Command::Check { history, format } => check(&history, format),
         Command::Shrink { .. } => not_implemented("shrink"),
@@ -166,17 +198,108 @@ fn seed_text_line(seed: u64, r: &anyhow::Result<SeedResult>) -> String {
     }
 }
 
+/// Sweep progress. On a terminal: an indicatif bar on stderr (seeds done
+/// of total, unmet so far, ETA), with the per-seed lines printed above it.
+/// Elsewhere: just the per-seed lines, as they come.
+struct Progress {
+    /// Present only when stderr is a terminal.
+    bar: Option<ProgressBar>,
+    /// Seeds finished that did not meet the expectation (or errored).
+    unmet: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total as u64);
+            let style = ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} seeds, {msg}, ETA {eta}")
+                .expect("a valid progress template")
+                .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_message("0 unmet");
+            bar
+        });
+        Progress { bar, unmet: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    /// Called from the sweep's worker threads as each seed finishes.
+    fn seed_done(&self, line: Option<String>, met: bool) {
+        use std::sync::atomic::Ordering;
+        let unmet = if met { self.unmet.load(Ordering::SeqCst) } else { self.unmet.fetch_add(1, Ordering::SeqCst) + 1 };
+        match &self.bar {
+            Some(bar) => {
+                if let Some(line) = line {
+                    bar.suspend(|| println!("{line}"));
+                }
+                bar.set_message(format!("{unmet} unmet"));
+                bar.inc(1);
+            }
+            None => {
+                if let Some(line) = line {
+                    println!("{line}");
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// `--check-determinism`: reruns [`sweep::determinism_sample`] and compares
+/// trace hashes (or errors) with the sweep's. Reports mismatches (stdout in
+/// text mode, stderr in JSON mode, which keeps stdout JSON) and returns
+/// whether all matched.
+fn check_determinism_of(
+    sc: &Scenario,
+    results: &[(u64, anyhow::Result<SeedResult>)],
+    threads: usize,
+    format: Format,
+) -> bool {
+    let swept: Vec<(u64, bool)> = results.iter().map(|(s, r)| (*s, r.as_ref().is_ok_and(|res| res.met))).collect();
+    let sample = sweep::determinism_sample(&swept);
+    let report = |line: String| match format {
+        Format::Text => println!("{line}"),
+        Format::Json => eprintln!("{line}"),
+    };
+    let listed: Vec<String> = sample.iter().map(u64::to_string).collect();
+    report(format!("determinism: rerunning seeds {}", listed.join(", ")));
+    let reruns = sweep::run_seed_list(sc, &sample, threads, &|_, _| {});
+    let mut passed = true;
+    for (seed, again) in &reruns {
+        let first = results.iter().find(|(s, _)| s == seed).map(|(_, r)| sweep::replay_fingerprint(r));
+        let second = sweep::replay_fingerprint(again);
+        if first.as_deref() != Some(second.as_str()) {
+            passed = false;
+            report(format!(
+                "determinism FAILED: seed {seed}: first run {}, rerun {second}",
+                first.unwrap_or_default()
+            ));
+        }
+    }
+    report(format!("determinism: {}", if passed { "passed" } else { "FAILED" }));
+    passed
+}
+
+/// The summary of a sweep's results, errored seeds counted.
+fn summarise(sc: &Scenario, results: &[(u64, anyhow::Result<SeedResult>)]) -> SweepSummary {
+    let ok: Vec<SeedResult> = results.iter().filter_map(|(_, r)| r.as_ref().ok().cloned()).collect();
+    let errors = results.len() - ok.len();
+    SweepSummary::summarise(sc, &ok, errors)
+}
+
 /// Prints what follows the per-seed lines and picks the exit code.
 fn finish(
-    sc: &Scenario,
     path: &Path,
     results: &[(u64, anyhow::Result<SeedResult>)],
+    summary: &SweepSummary,
     format: Format,
     details: bool,
 ) -> ExitCode {
-    let ok: Vec<SeedResult> = results.iter().filter_map(|(_, r)| r.as_ref().ok().cloned()).collect();
-    let errors = results.len() - ok.len();
-    let summary = SweepSummary::summarise(sc, &ok, errors);
+    let ok: Vec<&SeedResult> = results.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
     match format {
         Format::Json => {
             for (seed, r) in results {
@@ -195,7 +318,7 @@ fn finish(
             }
             for (seed, r) in results {
                 if !r.as_ref().is_ok_and(|res| res.met) {
-                    println!("ksim replay {} --seed {seed}", path.display());
+                    println!("{}", replay_command(&path.display().to_string(), *seed));
                 }
             }
             println!("{}", summary.to_text_line());
@@ -206,11 +329,6 @@ fn finish(
     } else {
         ExitCode::from(1)
     }
-}
-
-/// `{"seed":N,"error":"…"}`: a seed whose run failed, keys in that order.
-fn error_json_line(seed: u64, e: &anyhow::Error) -> String {
-    format!("{{\"seed\":{seed},\"error\":{}}}", serde_json::Value::String(format!("{e:#}")))
 }
 
 /// Anomaly details, at most [`DETAILS_SHOWN_PER_KEY_MAX`] per key.
@@ -224,23 +342,6 @@ fn print_details(anomalies: &[Anomaly]) {
             println!("  … {} more {key}", of_key.len() - DETAILS_SHOWN_PER_KEY_MAX);
         }
     }
-}
-
-/// `--out DIR`: each seed's history as `seed-N.jsonl`, results as `results.jsonl`.
-fn write_out(dir: &Path, results: &[(u64, anyhow::Result<SeedResult>)]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let mut lines = String::new();
-    for (seed, r) in results {
-        match r {
-            Ok(res) => {
-                std::fs::write(dir.join(format!("seed-{seed}.jsonl")), res.history.to_jsonl())?;
-                lines.push_str(&res.to_json_line());
-            }
-            Err(e) => lines.push_str(&error_json_line(*seed, e)),
-        }
-        lines.push('\n');
-    }
-    std::fs::write(dir.join("results.jsonl"), lines)
 }
 
 /// `ksim check HISTORY.jsonl`.

@@ -115,3 +115,60 @@ fn unmet_expectation_exits_1_with_a_replay_command() {
         assert!(text.contains(&format!("ksim replay {} --seed {seed}\n", path.display())), "{text}");
     }
 }
+
+const FAST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/fast/acks-all-leader-crash.toml");
+
+fn swept_seeds(out: &Output) -> Vec<u64> {
+    json_lines(out).iter().filter_map(|o| o["seed"].as_u64()).collect()
+}
+
+/// `--shard K/N` splits a range by position: 1/2 and 2/2 of 0..4 together
+/// run each seed of 0..4 exactly once, and the summary names the shard.
+#[test]
+fn shards_together_cover_the_range_exactly_once() {
+    let mut all = Vec::new();
+    for shard in ["1/2", "2/2"] {
+        let out = ksim(&["run", FAST, "--seeds", "0..4", "--shard", shard, "--format", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(json_lines(&out).last().unwrap()["shard"], shard);
+        all.extend(swept_seeds(&out));
+    }
+    all.sort();
+    assert_eq!(all, vec![0, 1, 2, 3]);
+}
+
+#[test]
+fn bad_shard_exits_2_with_a_message() {
+    for bad in ["3/2", "0/2", "2", "a/b"] {
+        let out = ksim(&["run", FAST, "--seeds", "0..4", "--shard", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("expected K/N"), "{bad}");
+    }
+}
+
+#[test]
+fn check_determinism_passes_on_a_fast_scenario() {
+    let out = ksim(&["run", FAST, "--seeds", "0..4", "--check-determinism", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json_lines(&out).last().unwrap()["determinism"], "passed");
+}
+
+/// `--out` writes the CI files: a Markdown summary and JUnit XML with one
+/// testcase per seed (besides the histories and results.jsonl).
+#[test]
+fn out_writes_summary_md_and_junit_xml() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-out");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = ksim(&["run", FAST, "--seeds", "0..3", "--out", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(md.contains("| seed | verdict |") && md.contains("`0..3`"), "{md}");
+    let xml = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
+    for seed in 0..3 {
+        assert!(xml.contains(&format!("<testcase name=\"seed-{seed}\"")), "{xml}");
+        assert!(dir.join(format!("seed-{seed}.jsonl")).exists());
+    }
+    assert!(!xml.contains("<failure"), "{xml}");
+    assert_eq!(std::fs::read_to_string(dir.join("results.jsonl")).unwrap().lines().count(), 3);
+}

@@ -7,6 +7,8 @@
 //!   file, line and field.
 //! - [`history`]: operations and their JSONL form (the history contract).
 //! - [`report`]: a seed's verdict against `[expect]`, and sweep summaries.
+//! - [`report_files`]: the files `--out` writes (`results.jsonl`,
+//!   `summary.md`, `junit.xml`, each seed's history).
 //! - [`checker`]: one file per anomaly in DESIGN.md's catalogue (client
 //!   histories, and broker-side observations).
 //! - [`observations`]: the per-run observer brokers report replica events
@@ -18,7 +20,8 @@
 //! - [`workload`]: producer and consumer processes that record the history.
 //! - [`run`]: one seed end to end — build, run, heal, final polls, check —
 //!   giving a `SeedResult` with its trace hash.
-//! - [`sweep`]: seed ranges over several OS threads, one runtime each.
+//! - [`sweep`]: seed ranges over several OS threads, one runtime each, and
+//!   shards of a range for CI matrices.
 //! - [`trace`]: the trace hash that proves a seed replays identically.
 
 pub mod checker;
@@ -27,6 +30,7 @@ pub mod faults;
 pub mod history;
 pub mod observations;
 pub mod report;
+pub mod report_files;
 pub mod run;
 pub mod scenario;
 pub mod sweep;

@@ -123,6 +123,13 @@ impl SeedResult {
         scenario.expect.anomalies.iter().any(|k| self.anomalies.get(k).is_some_and(|&n| n > 0))
     }
 
+    /// The anomalies with a count, `lost-write=3 unseen=3`; empty when none.
+    pub fn anomalies_found(&self) -> String {
+        let found: Vec<String> =
+            self.anomalies.iter().filter(|(_, &n)| n > 0).map(|(k, n)| format!("{k}={n}")).collect();
+        found.join(" ")
+    }
+
     /// The DESIGN.md per-seed JSON object on one line.
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).expect("a seed result serialises")
@@ -131,9 +138,8 @@ impl SeedResult {
     /// One line for humans:
     /// `seed 7: violation (expected violation) lost-write=3 unseen=3 trace 9f3a… sim 60.0s wall 0.41s`.
     pub fn to_text_line(&self) -> String {
-        let found: Vec<String> =
-            self.anomalies.iter().filter(|(_, &n)| n > 0).map(|(k, n)| format!("{k}={n}")).collect();
-        let found = if found.is_empty() { "no anomalies".to_string() } else { found.join(" ") };
+        let found = self.anomalies_found();
+        let found = if found.is_empty() { "no anomalies".to_string() } else { found };
         let hash: String = self.trace_hash.chars().take(TRACE_HASH_SHOWN_CHARS).collect();
         let mut line = format!(
             "seed {}: {} (expected {}) {found} trace {hash}… sim {:.1}s wall {:.2}s",
@@ -167,6 +173,13 @@ pub struct SweepSummary {
     /// Why the sweep is unmet when every seed is met.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// `K/N` when the sweep ran one shard of the seed range (`--shard`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// `passed` or `failed` when sampled seeds were rerun and their trace
+    /// hashes compared (`--check-determinism`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub determinism: Option<String>,
 }
 
 impl SweepSummary {
@@ -188,7 +201,15 @@ impl SweepSummary {
             errors: errors as u64,
             ok: unmet == 0 && message.is_none(),
             message,
+            shard: None,
+            determinism: None,
         }
+    }
+
+    /// Records a determinism check; a failed one makes the sweep unmet.
+    pub fn record_determinism(&mut self, passed: bool) {
+        self.determinism = Some(if passed { "passed" } else { "failed" }.to_string());
+        self.ok &= passed;
     }
 
     pub fn met(&self) -> bool {
@@ -199,11 +220,20 @@ impl SweepSummary {
         serde_json::to_string(self).expect("a summary serialises")
     }
 
-    /// `leader-crash: 20 seeds, 20 met, 0 unmet: expectation met`.
+    /// `leader-crash: 20 seeds, 20 met, 0 unmet: expectation met`, with
+    /// ` (shard 2/4)` after the name and `, determinism passed` after the
+    /// counts when those apply.
     pub fn to_text_line(&self) -> String {
-        let mut line = format!("{}: {} seeds, {} met, {} unmet", self.scenario, self.seeds, self.met, self.unmet);
+        let mut line = self.scenario.clone();
+        if let Some(shard) = &self.shard {
+            line.push_str(&format!(" (shard {shard})"));
+        }
+        line.push_str(&format!(": {} seeds, {} met, {} unmet", self.seeds, self.met, self.unmet));
         if self.errors > 0 {
             line.push_str(&format!(" ({} errors)", self.errors));
+        }
+        if let Some(d) = &self.determinism {
+            line.push_str(&format!(", determinism {d}"));
         }
         match (&self.message, self.ok) {
             (Some(m), _) => line.push_str(&format!(": {m}")),
@@ -215,7 +245,7 @@ impl SweepSummary {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::checker::CheckResult;
 
@@ -232,7 +262,9 @@ duration_ms = 1000
 heal_ms = 500
 "#;
 
-    fn scenario(expect: &str) -> Scenario {
+    /// A minimal scenario with the given `[expect]` body (also used by
+    /// `report_files`' tests).
+    pub(crate) fn scenario(expect: &str) -> Scenario {
         Scenario::from_str(&format!("{BASE}[expect]\n{expect}\n"), "t.toml").unwrap()
     }
 
@@ -292,5 +324,17 @@ heal_ms = 500
         assert!(line.contains(r#""anomalies":{"duplicate":0,"epoch-regression":0,"hw-regression":0,"inconsistent-offsets":0,"leader-per-epoch":0,"lost-write":0,"replica-divergence":0,"unseen":0}"#), "{line}");
         let summary = SweepSummary::summarise(&sc, &[], 0).to_json_line();
         assert!(summary.starts_with(r#"{"summary":true,"scenario":"t","seeds":0,"met":0,"unmet":0"#), "{summary}");
+        assert!(!summary.contains("shard") && !summary.contains("determinism"), "{summary}");
+    }
+
+    #[test]
+    fn shard_and_failed_determinism_reach_the_summary() {
+        let sc = scenario("verdict = \"pass\"");
+        let mut s = SweepSummary::summarise(&sc, &[result(&sc, &[])], 0);
+        s.shard = Some("2/4".into());
+        s.record_determinism(false);
+        assert!(!s.met());
+        assert!(s.to_json_line().ends_with(r#""shard":"2/4","determinism":"failed"}"#), "{}", s.to_json_line());
+        assert_eq!(s.to_text_line(), "t (shard 2/4): 1 seeds, 1 met, 0 unmet, determinism failed: expectation NOT met");
     }
 }
