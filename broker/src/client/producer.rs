@@ -58,7 +58,7 @@ pub struct Producer {
 /// The partitioner a producer instance uses (built from `config.partitioner`).
 enum ActivePartitioner {
     /// Needs each record's size and the partitions with a leader.
-    BuiltIn(BuiltInPartitioner),
+    BuiltIn(Box<BuiltInPartitioner>),
     Class(Arc<dyn Partitioner>),
 }
 
@@ -79,7 +79,7 @@ impl Producer {
         let seed = config.seed.unwrap_or_else(madsim::rand::random::<u64>);
         let partitioner = match &config.partitioner {
             PartitionerChoice::BuiltIn => {
-                ActivePartitioner::BuiltIn(BuiltInPartitioner::new(config.batch_size, config.partitioner_ignore_keys, seed))
+                ActivePartitioner::BuiltIn(Box::new(BuiltInPartitioner::new(config.batch_size, config.partitioner_ignore_keys, seed)))
             }
             PartitionerChoice::RoundRobin => ActivePartitioner::Class(Arc::new(RoundRobinPartitioner::new())),
             PartitionerChoice::Random => ActivePartitioner::Class(Arc::new(RandomPartitioner::new(seed))),
