@@ -3,8 +3,11 @@
 //! log; a bad value is a `ConfigError` naming the key.
 
 use super::error::ConfigError;
+use super::interceptor::ProducerInterceptor;
+use super::partitioner::{Partitioner, DEFAULT_PARTITIONER_CLASS, RANDOM_CLASS, ROUND_ROBIN_CLASS, UNIFORM_STICKY_CLASS};
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// Settings every client reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +53,79 @@ pub struct ProducerConfig {
     pub enable_idempotence: bool,
     /// `max.request.size`: a larger record batch fails without being sent.
     pub max_request_size: usize,
+    /// `batch.size` (default 16384). Records are not batched yet; the
+    /// built-in partitioner moves keyless records to a new sticky partition
+    /// after this many bytes (KIP-794).
+    pub batch_size: usize,
+    /// `partitioner.ignore.keys` (default false, KIP-794): keyed records
+    /// are partitioned like keyless ones by the built-in partitioner.
+    pub partitioner_ignore_keys: bool,
+    /// `partitioner.class`, or a partitioner set with `with_partitioner`.
+    pub partitioner: PartitionerChoice,
+    /// Interceptors in call order (`with_interceptor`; Kafka's
+    /// `interceptor.classes` cannot name Rust types, so it is not read).
+    pub interceptors: Interceptors,
+    /// Seed of the partitioners' rng; `None` draws one from
+    /// `madsim::rand::random()` when the producer is created (deterministic
+    /// under madsim).
+    pub seed: Option<u64>,
 }
+
+/// Which partitioner picks the partition of records sent without one.
+#[derive(Clone, Default)]
+pub enum PartitionerChoice {
+    /// `partitioner.class` unset: Kafka 3.3+'s built-in partitioning (KIP-794).
+    #[default]
+    BuiltIn,
+    /// `org.apache.kafka.clients.producer.RoundRobinPartitioner`.
+    RoundRobin,
+    /// `random`: uniformly random per record (seeded).
+    Random,
+    /// Set programmatically with `ProducerConfig::with_partitioner`.
+    Custom(Arc<dyn Partitioner>),
+}
+
+impl std::fmt::Debug for PartitionerChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PartitionerChoice::BuiltIn => write!(f, "BuiltIn"),
+            PartitionerChoice::RoundRobin => write!(f, "RoundRobin"),
+            PartitionerChoice::Random => write!(f, "Random"),
+            PartitionerChoice::Custom(p) => write!(f, "Custom({:p})", Arc::as_ptr(p)),
+        }
+    }
+}
+
+/// Custom partitioners are equal when they are the same object.
+impl PartialEq for PartitionerChoice {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (PartitionerChoice::Custom(a), PartitionerChoice::Custom(b)) => Arc::ptr_eq(a, b),
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+}
+
+impl Eq for PartitionerChoice {}
+
+/// A producer's interceptors, in call order.
+#[derive(Clone, Default)]
+pub struct Interceptors(pub Vec<Arc<dyn ProducerInterceptor>>);
+
+impl std::fmt::Debug for Interceptors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Interceptors({})", self.0.len())
+    }
+}
+
+/// Equal when they hold the same objects in the same order.
+impl PartialEq for Interceptors {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| Arc::ptr_eq(a, b))
+    }
+}
+
+impl Eq for Interceptors {}
 
 const PRODUCER_KEYS: &[&str] = &[
     "acks",
@@ -58,6 +133,9 @@ const PRODUCER_KEYS: &[&str] = &[
     "delivery.timeout.ms",
     "enable.idempotence",
     "max.request.size",
+    "batch.size",
+    "partitioner.class",
+    "partitioner.ignore.keys",
 ];
 
 impl Default for ProducerConfig {
@@ -84,6 +162,20 @@ impl ProducerConfig {
         if enable_idempotence {
             return Err(ConfigError::NotImplemented { key: "enable.idempotence".into(), value: "true".into() });
         }
+        let mut partitioner_ignore_keys = r.bool("partitioner.ignore.keys", false)?;
+        let partitioner = match r.get("partitioner.class").map(|v| v.trim()) {
+            None | Some("") | Some(DEFAULT_PARTITIONER_CLASS) => PartitionerChoice::BuiltIn,
+            Some(UNIFORM_STICKY_CLASS) => {
+                partitioner_ignore_keys = true;
+                PartitionerChoice::BuiltIn
+            }
+            Some(ROUND_ROBIN_CLASS) => PartitionerChoice::RoundRobin,
+            Some(RANDOM_CLASS) => PartitionerChoice::Random,
+            Some(v) => {
+                let reason = format!("expected unset, {ROUND_ROBIN_CLASS}, {RANDOM_CLASS}, {DEFAULT_PARTITIONER_CLASS} or {UNIFORM_STICKY_CLASS} (custom partitioners: ProducerConfig::with_partitioner)");
+                return Err(r.invalid("partitioner.class", v, &reason));
+            }
+        };
         Ok(ProducerConfig {
             network: NetworkConfig::parse(&r, "ksim-producer")?,
             acks,
@@ -91,7 +183,31 @@ impl ProducerConfig {
             delivery_timeout_ms: r.num("delivery.timeout.ms", 120_000)?,
             enable_idempotence,
             max_request_size: r.num("max.request.size", 1_048_576)?,
+            batch_size: r.num("batch.size", 16_384)?,
+            partitioner_ignore_keys,
+            partitioner,
+            interceptors: Interceptors::default(),
+            seed: None,
         })
+    }
+
+    /// Uses `partitioner` for records sent without a partition (replaces
+    /// `partitioner.class`).
+    pub fn with_partitioner(mut self, partitioner: Arc<dyn Partitioner>) -> Self {
+        self.partitioner = PartitionerChoice::Custom(partitioner);
+        self
+    }
+
+    /// Appends an interceptor; interceptors run in the order they were added.
+    pub fn with_interceptor(mut self, interceptor: Arc<dyn ProducerInterceptor>) -> Self {
+        self.interceptors.0.push(interceptor);
+        self
+    }
+
+    /// Fixes the seed of the partitioners' rng.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
     }
 }
 
@@ -282,6 +398,23 @@ mod tests {
         assert!(e.to_string().contains("enable.idempotence"));
         assert!(!ProducerConfig::default().enable_idempotence);
         assert!(ProducerConfig::from_map(&map(&[("enable.idempotence", "false")])).is_ok());
+    }
+
+    // KIP-794 keys and Kafka's partitioner class names.
+    #[test]
+    fn partitioner_settings_parse() {
+        let c = ProducerConfig::default();
+        assert_eq!((c.partitioner.clone(), c.batch_size, c.partitioner_ignore_keys), (PartitionerChoice::BuiltIn, 16_384, false));
+        let c = ProducerConfig::from_map(&map(&[("partitioner.class", ROUND_ROBIN_CLASS)])).unwrap();
+        assert_eq!(c.partitioner, PartitionerChoice::RoundRobin);
+        let c = ProducerConfig::from_map(&map(&[("partitioner.class", "random"), ("batch.size", "10")])).unwrap();
+        assert_eq!((c.partitioner, c.batch_size), (PartitionerChoice::Random, 10));
+        let c = ProducerConfig::from_map(&map(&[("partitioner.class", UNIFORM_STICKY_CLASS)])).unwrap();
+        assert_eq!((c.partitioner, c.partitioner_ignore_keys), (PartitionerChoice::BuiltIn, true));
+        let c = ProducerConfig::from_map(&map(&[("partitioner.ignore.keys", "true")])).unwrap();
+        assert!(c.partitioner_ignore_keys);
+        let e = ProducerConfig::from_map(&map(&[("partitioner.class", "com.example.Mine")])).unwrap_err();
+        assert!(e.to_string().contains("partitioner.class"), "{e}");
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //!   tasks, correlation ids, request timeouts, lazy reconnect).
 //! - [`metadata`]: brokers and partition leaders from Metadata v12, with
 //!   refresh on stale-leader errors and on a max-age timer.
-//! - [`partitioner`]: Kafka's murmur2 and the default keyed partitioner.
+//! - [`partitioner`]: Kafka's murmur2, the built-in sticky partitioner
+//!   (KIP-480/794), round-robin, random and the `Partitioner` trait.
+//! - [`interceptor`]: `ProducerRecord` and Kafka's `ProducerInterceptor`.
 //! - [`producer`]: record batch v2 + Produce v9, retries, delivery timeout.
 //! - [`consumer`]: positions, Fetch v12 to every leader, offset reset via
 //!   ListOffsets, `end_offsets`.
@@ -22,14 +24,16 @@ pub mod admin;
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod interceptor;
 pub mod metadata;
 pub mod network;
 pub mod partitioner;
 pub mod producer;
 
 pub use admin::{Admin, AlterConfigOp, ConfigEntry};
-pub use config::{AdminConfig, ConsumerConfig, NetworkConfig, OffsetReset, ProducerConfig};
+pub use config::{AdminConfig, ConsumerConfig, Interceptors, NetworkConfig, OffsetReset, PartitionerChoice, ProducerConfig};
 pub use consumer::{Consumer, ConsumerRecord};
 pub use error::{ClientError, ConfigError, SendError};
-pub use partitioner::{murmur2, partition_for_key};
+pub use interceptor::{ProducerInterceptor, ProducerRecord};
+pub use partitioner::{murmur2, partition_for_key, BuiltInPartitioner, Partitioner, RandomPartitioner, RoundRobinPartitioner};
 pub use producer::{Producer, RecordMetadata};

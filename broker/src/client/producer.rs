@@ -1,17 +1,26 @@
 //! The producer: one record per send, as a record batch v2 (no
 //! compression) in a Produce v9 request to the partition's leader.
 //!
+//! A send runs the interceptors' `on_send` (Kafka's ProducerInterceptor),
+//! encodes the record, picks its partition (built-in KIP-794 partitioning,
+//! `partitioner.class` or a custom `Partitioner`) unless the record names
+//! one, sends it, and runs `on_acknowledgement` before returning. Concurrent
+//! sends are independent requests: only sends awaited one after another
+//! keep their order within a partition.
+//!
 //! Retriable errors and network errors are retried after retry.backoff.ms
 //! with a metadata refresh, until `retries` produce attempts have been
 //! retried or delivery.timeout.ms since `send` began has passed. A failed
 //! send says whether the record may have been written (`indefinite`).
 //! Batching, linger and idempotence are later issues.
 
-use super::config::ProducerConfig;
+use super::config::{PartitionerChoice, ProducerConfig};
 use super::error::{ClientError, SendError, PRODUCE_DEFINITE_CODES};
+use super::interceptor::{run_on_acknowledgement, run_on_send, ProducerRecord};
 use super::metadata::{is_stale_metadata_code, Cluster};
 use super::network::{Pool, Request};
-use super::partitioner::partition_for_key;
+use super::partitioner::{BuiltInPartitioner, Partitioner, RandomPartitioner, RoundRobinPartitioner};
+use crate::log::batch::HEADER_LEN;
 use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -19,7 +28,7 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestKind, ResponseKind
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -42,8 +51,15 @@ pub struct RecordMetadata {
 pub struct Producer {
     cluster: Cluster,
     config: ProducerConfig,
-    /// Round-robin counter for records with neither key nor partition.
-    next_unkeyed: AtomicU32,
+    /// Picks the partition of records sent without one.
+    partitioner: ActivePartitioner,
+}
+
+/// The partitioner a producer instance uses (built from `config.partitioner`).
+enum ActivePartitioner {
+    /// Needs each record's size and the partitions with a leader.
+    BuiltIn(Box<BuiltInPartitioner>),
+    Class(Arc<dyn Partitioner>),
 }
 
 /// One failed attempt, classified.
@@ -60,7 +76,16 @@ struct AttemptError {
 impl Producer {
     pub fn new(bootstrap: Vec<SocketAddr>, config: ProducerConfig) -> Producer {
         let pool = Pool::new(config.network.clone());
-        Producer { cluster: Cluster::new(bootstrap, pool), config, next_unkeyed: AtomicU32::new(0) }
+        let seed = config.seed.unwrap_or_else(madsim::rand::random::<u64>);
+        let partitioner = match &config.partitioner {
+            PartitionerChoice::BuiltIn => {
+                ActivePartitioner::BuiltIn(Box::new(BuiltInPartitioner::new(config.batch_size, config.partitioner_ignore_keys, seed)))
+            }
+            PartitionerChoice::RoundRobin => ActivePartitioner::Class(Arc::new(RoundRobinPartitioner::new())),
+            PartitionerChoice::Random => ActivePartitioner::Class(Arc::new(RandomPartitioner::new(seed))),
+            PartitionerChoice::Custom(p) => ActivePartitioner::Class(p.clone()),
+        };
+        Producer { cluster: Cluster::new(bootstrap, pool), config, partitioner }
     }
 
     pub fn config(&self) -> &ProducerConfig {
@@ -75,9 +100,46 @@ impl Producer {
         key: Option<Bytes>,
         value: Option<Bytes>,
     ) -> Result<RecordMetadata, SendError> {
+        self.send_record(ProducerRecord { topic: topic.to_string(), partition, key, value }).await
+    }
+
+    /// `send` taking a `ProducerRecord`.
+    pub async fn send_record(&self, record: ProducerRecord) -> Result<RecordMetadata, SendError> {
+        let record = run_on_send(&self.config.interceptors.0, record);
+        self.send_intercepted(record).await
+    }
+
+    /// Kafka's `send(record, callback)`: runs the interceptors' `on_send`
+    /// now (in the caller's order, as Kafka does inside `send`), then sends
+    /// in a spawned task and calls `callback` with the outcome after the
+    /// interceptors' `on_acknowledgement`.
+    pub fn send_with_callback(
+        self: &Arc<Self>,
+        record: ProducerRecord,
+        callback: impl FnOnce(Result<RecordMetadata, SendError>) + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let record = run_on_send(&self.config.interceptors.0, record);
+        let producer = self.clone();
+        tokio::spawn(async move { callback(producer.send_intercepted(record).await) })
+    }
+
+    /// Sends a record `on_send` already saw; runs `on_acknowledgement` once.
+    async fn send_intercepted(&self, record: ProducerRecord) -> Result<RecordMetadata, SendError> {
+        let result = self.send_one(&record.topic, record.partition, record.key, record.value).await;
+        run_on_acknowledgement(&self.config.interceptors.0, &result);
+        result
+    }
+
+    async fn send_one(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<Bytes>,
+        value: Option<Bytes>,
+    ) -> Result<RecordMetadata, SendError> {
         let deadline = Instant::now() + Duration::from_millis(self.config.delivery_timeout_ms);
         let timestamp = now_ms();
-        let batch = encode_record(key.clone(), value, timestamp).map_err(|e| SendError {
+        let batch = encode_record(key.clone(), value.clone(), timestamp).map_err(|e| SendError {
             indefinite: false,
             message: format!("cannot encode record: {e}"),
             error_code: None,
@@ -97,10 +159,18 @@ impl Producer {
         loop {
             let result = match partition {
                 Some(p) => self.attempt(topic, p, &batch, timestamp, deadline).await,
-                None => match self.choose_partition(topic, key.as_deref()).await {
-                    Ok(p) => {
+                None => match self.choose_partition(topic, key.as_deref(), value.as_deref(), batch.len()).await {
+                    Ok((p, count)) if (0..count).contains(&p) => {
                         partition = Some(p);
                         continue;
+                    }
+                    Ok((p, count)) => {
+                        return Err(SendError {
+                            indefinite: false,
+                            message: format!("partitioner chose partition {p} of {topic}, which has {count} partitions"),
+                            error_code: None,
+                            attempts,
+                        });
                     }
                     Err(error) => Err(AttemptError { error, code: None, maybe_written: false, sent: false }),
                 },
@@ -136,17 +206,31 @@ impl Producer {
         }
     }
 
-    /// Kafka's default partitioner: murmur2 of the key, or round-robin for
-    /// records without a key (sticky partitioning comes with batching).
-    async fn choose_partition(&self, topic: &str, key: Option<&[u8]>) -> Result<i32, ClientError> {
-        let count = self.cluster.partitions(topic).await?.len() as i32;
+    /// The partition the configured partitioner picks for a record encoded
+    /// in `batch_len` bytes, with the topic's partition count.
+    async fn choose_partition(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        batch_len: usize,
+    ) -> Result<(i32, i32), ClientError> {
+        let partitions = self.cluster.partitions(topic).await?;
+        let count = partitions.len() as i32;
         if count == 0 {
             return Err(ClientError::UnknownTopicOrPartition { topic: topic.to_string(), partition: -1 });
         }
-        Ok(match key {
-            Some(k) => partition_for_key(k, count),
-            None => (self.next_unkeyed.fetch_add(1, Ordering::Relaxed) % count as u32) as i32,
-        })
+        let p = match &self.partitioner {
+            ActivePartitioner::BuiltIn(b) => {
+                let available: Vec<i32> = (0..count).filter(|i| partitions[*i as usize].leader >= 0).collect();
+                // The record's own bytes, without the one-record batch's header:
+                // what it would add to a shared batch in Kafka's accumulator.
+                let record_bytes = batch_len.saturating_sub(HEADER_LEN);
+                b.partition(topic, key, record_bytes, &available, count)
+            }
+            ActivePartitioner::Class(c) => c.partition(topic, key, value, count),
+        };
+        Ok((p, count))
     }
 
     /// One produce request to the partition's current leader.
