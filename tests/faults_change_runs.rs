@@ -57,3 +57,19 @@ fn a_fault_free_acks_1_run_loses_nothing() {
         assert_eq!(r.anomalies.values().sum::<u64>(), 0, "seed {seed}: {:?}", r.anomalies);
     }
 }
+
+/// The liveness bound is enforced: a final-poll phase too short to read the
+/// partitions to their ends is reported as `liveness` (and is forbidden in
+/// a `pass` scenario).
+#[test]
+fn a_final_reader_that_cannot_catch_up_within_the_bound_is_a_liveness_anomaly() {
+    let mut s = quiet_base();
+    s.expect.verdict = ksim_sim::report::Verdict::Pass;
+    s.expect.anomalies.clear();
+    let ok = run_seed(&s, 2).expect("run");
+    assert_eq!(ok.anomalies.get("liveness"), Some(&0));
+    s.run.final_poll_ms = 1;
+    let stuck = run_seed(&s, 2).expect("run");
+    assert_eq!(stuck.anomalies.get("liveness"), Some(&1));
+    assert_eq!(stuck.verdict, ksim_sim::report::Verdict::Violation);
+}

@@ -75,12 +75,11 @@ pub fn judge(scenario: &Scenario, seed: u64, out: RunOutput, wall_ms: u64) -> Se
     for f in &out.faults {
         hasher.line(&serde_json::to_string(f).expect("fault log entry serialises"));
     }
-    let check = checker::check_run(&history, &out.observations);
+    let mut anomalies = checker::check_run(&history, &out.observations).anomalies;
+    anomalies.extend(checker::liveness::check(out.final_reads_complete, scenario.run.final_poll_ms));
+    let check = checker::CheckResult::from_anomalies(anomalies);
     let mut result =
         SeedResult::judge(scenario, seed, history, check, hasher.finish(), out.sim_ms, wall_ms, out.faults.len() as u64);
-    if !out.final_reads_complete {
-        result.notes.push("the final reader did not reach the end of every partition".into());
-    }
     if out.observations_dropped > 0 {
         result.notes.push(format!("{} broker observations over the bound were not checked", out.observations_dropped));
     }

@@ -24,6 +24,7 @@ pub mod epoch_regression;
 pub mod hw_regression;
 pub mod inconsistent_offsets;
 pub mod leader_per_epoch;
+pub mod liveness;
 pub mod lost_write;
 pub mod replica_divergence;
 pub mod replica_model;
@@ -72,6 +73,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "hw-regression",
     "epoch-regression",
     "leader-per-epoch",
+    "liveness",
 ];
 
 /// How many example values a detail line lists at most.
