@@ -113,6 +113,22 @@ impl Op {
     }
 
     /// The micro-operations of a send, poll or txn op (empty for others).
+    /// What this op read, per partition, if it is an ok poll (or txn).
+    pub fn poll_views(&self) -> Vec<PollView<'_>> {
+        if self.op_type != OpType::Ok {
+            return Vec::new();
+        }
+        self.micro_ops()
+            .iter()
+            .filter_map(|m| match decode_micro(m) {
+                Ok(Micro::Poll { partition, reads }) => {
+                    Some(PollView { process: self.process, t_ms: self.t_ms, partition, reads })
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     fn micro_ops(&self) -> &[Value] {
         match (self.f.as_str(), &self.value) {
             ("send" | "poll" | "txn", Value::Array(items)) => items,

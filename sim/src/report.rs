@@ -321,7 +321,7 @@ heal_ms = 500
             let i = line[at..].find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("{k} missing or out of order in {line}"));
             at += i;
         }
-        assert!(line.contains(r#""anomalies":{"duplicate":0,"epoch-regression":0,"hw-regression":0,"inconsistent-offsets":0,"leader-per-epoch":0,"liveness":0,"lost-write":0,"replica-divergence":0,"unseen":0}"#), "{line}");
+        assert!(line.contains(r#""anomalies":{"duplicate":0,"epoch-regression":0,"hw-regression":0,"inconsistent-offsets":0,"int-nonmonotonic-poll":0,"int-poll-skip":0,"leader-per-epoch":0,"liveness":0,"lost-write":0,"nonmonotonic-poll":0,"poll-skip":0,"replica-divergence":0,"unseen":0}"#), "{line}");
         let summary = SweepSummary::summarise(&sc, &[], 0).to_json_line();
         assert!(summary.starts_with(r#"{"summary":true,"scenario":"t","seeds":0,"met":0,"unmet":0"#), "{summary}");
         assert!(!summary.contains("shard") && !summary.contains("determinism"), "{summary}");

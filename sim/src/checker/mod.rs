@@ -26,6 +26,7 @@ pub mod inconsistent_offsets;
 pub mod leader_per_epoch;
 pub mod liveness;
 pub mod lost_write;
+pub mod poll_order;
 pub mod replica_divergence;
 pub mod replica_model;
 pub mod unseen;
@@ -69,6 +70,10 @@ pub const IMPLEMENTED: &[&str] = &[
     "duplicate",
     "inconsistent-offsets",
     "unseen",
+    "poll-skip",
+    "nonmonotonic-poll",
+    "int-poll-skip",
+    "int-nonmonotonic-poll",
     "replica-divergence",
     "hw-regression",
     "epoch-regression",
@@ -130,6 +135,7 @@ pub fn check_run(h: &History, obs: &[Observed]) -> CheckResult {
     all.extend(duplicate::check(h));
     all.extend(inconsistent_offsets::check(h));
     all.extend(unseen::check(h));
+    all.extend(poll_order::check(h));
     all.extend(replica_divergence::check(obs));
     all.extend(hw_regression::check(obs));
     all.extend(epoch_regression::check(obs));

@@ -1,0 +1,138 @@
+//! Consumer read order (Jepsen's Kafka checker): a consumer's reads of a
+//! partition must go forward without skipping anything that is in the log,
+//! unless an assignment change in between resets its position.
+//!
+//! - `nonmonotonic-poll`: a process's next poll of a partition starts at or
+//!   below where its previous poll of it ended.
+//! - `poll-skip`: it starts beyond the next offset known to hold a value (an
+//!   offset some reader saw) after the previous poll's last one.
+//! - `int-nonmonotonic-poll` / `int-poll-skip`: the same between adjacent
+//!   records inside one poll.
+//!
+//! Offsets nobody ever read (compacted away, control batches, aborted
+//! transactions) are not skips: only offsets known to hold a value count.
+
+use super::Anomaly;
+use crate::history::{History, OpType};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const NONMONOTONIC: &str = "nonmonotonic-poll";
+pub const SKIP: &str = "poll-skip";
+pub const INT_NONMONOTONIC: &str = "int-nonmonotonic-poll";
+pub const INT_SKIP: &str = "int-poll-skip";
+
+/// The anomaly, if any, of reading `to` right after `from`.
+fn judge(known: &BTreeSet<i64>, from: i64, to: i64) -> Option<(bool, String)> {
+    if to <= from {
+        return Some((false, format!("offset {to} read after offset {from}")));
+    }
+    let skipped: Vec<i64> = known.range(from + 1..to).copied().take(4).collect();
+    (!skipped.is_empty()).then(|| (true, format!("jumped from offset {from} to {to}, skipping {skipped:?}")))
+}
+
+pub fn check(h: &History) -> Vec<Anomaly> {
+    let mut known: BTreeMap<&str, BTreeSet<i64>> = BTreeMap::new();
+    for p in h.polls() {
+        known.entry(p.partition).or_default().extend(p.reads.iter().map(|r| r.0));
+    }
+    let mut last: BTreeMap<(u64, String), i64> = BTreeMap::new();
+    let mut out = Vec::new();
+    let mut push = |key: &'static str, partition: &str, offset: i64, detail: String| {
+        out.push(Anomaly { key, partition: partition.to_string(), value: None, offset: Some(offset), detail });
+    };
+    for op in &h.ops {
+        if op.f == "assign" && op.op_type == OpType::Ok {
+            last.retain(|(p, _), _| *p != op.process);
+            continue;
+        }
+        for view in op.poll_views() {
+            let Some(k) = known.get(view.partition) else { continue };
+            let Some(&(first, _)) = view.reads.first() else { continue };
+            if let Some(&prev) = last.get(&(view.process, view.partition.to_string())) {
+                if let Some((skip, detail)) = judge(k, prev, first) {
+                    push(if skip { SKIP } else { NONMONOTONIC }, view.partition, first, format!("process {}: {detail}", view.process));
+                }
+            }
+            for w in view.reads.windows(2) {
+                if let Some((skip, detail)) = judge(k, w[0].0, w[1].0) {
+                    let key = if skip { INT_SKIP } else { INT_NONMONOTONIC };
+                    push(key, view.partition, w[1].0, format!("process {} within one poll: {detail}", view.process));
+                }
+            }
+            let end = view.reads.last().expect("non-empty").0;
+            last.insert((view.process, view.partition.to_string()), end);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::vectors::*;
+    use super::*;
+    use crate::history::Op;
+
+    fn poll_by(process: u64, reads: &[(i64, i64)]) -> Op {
+        Op::poll_ok(process, 0, vec![(P.to_string(), reads.to_vec())])
+    }
+
+    fn keys_of(h: &History) -> Vec<&'static str> {
+        check(h).iter().map(|a| a.key).collect()
+    }
+
+    #[test]
+    fn successive_contiguous_polls_are_in_order() {
+        let h = history(vec![poll_by(1, &[(0, 10), (1, 11)]), poll_by(1, &[(2, 12), (3, 13)])]);
+        assert!(keys_of(&h).is_empty());
+    }
+
+    #[test]
+    fn a_poll_that_starts_past_a_known_offset_skips_it() {
+        // Another reader saw offset 2; process 1 went from 1 to 3.
+        let h = history(vec![
+            poll_by(2, &[(0, 10), (1, 11), (2, 12), (3, 13)]),
+            poll_by(1, &[(0, 10), (1, 11)]),
+            poll_by(1, &[(3, 13)]),
+        ]);
+        assert_eq!(keys_of(&h), vec![SKIP]);
+    }
+
+    #[test]
+    fn gaps_nobody_read_are_not_skips() {
+        // Offset 2 was compacted away or was a control record.
+        let h = history(vec![poll_by(1, &[(0, 10), (1, 11)]), poll_by(1, &[(3, 13)])]);
+        assert!(keys_of(&h).is_empty());
+    }
+
+    #[test]
+    fn a_poll_that_goes_back_is_nonmonotonic() {
+        let h = history(vec![poll_by(1, &[(0, 10), (1, 11)]), poll_by(1, &[(1, 11), (2, 12)])]);
+        assert_eq!(keys_of(&h), vec![NONMONOTONIC]);
+    }
+
+    #[test]
+    fn an_assignment_change_resets_the_position() {
+        let h = history(vec![
+            poll_by(1, &[(0, 10), (1, 11)]),
+            Op::assign_ok(1, 0, vec![P.to_string()]),
+            poll_by(1, &[(0, 10)]),
+        ]);
+        assert!(keys_of(&h).is_empty());
+    }
+
+    #[test]
+    fn inside_one_poll_order_and_skips_are_judged_too() {
+        let h = history(vec![poll_by(2, &[(0, 10), (1, 11), (2, 12)]), poll_by(1, &[(0, 10), (2, 12), (1, 11)])]);
+        assert_eq!(keys_of(&h), vec![INT_SKIP, INT_NONMONOTONIC]);
+    }
+
+    #[test]
+    fn different_processes_and_partitions_are_judged_apart() {
+        let h = history(vec![
+            poll_by(1, &[(0, 10), (1, 11)]),
+            poll_by(2, &[(0, 10)]),
+            Op::poll_ok(1, 0, vec![("events/1".into(), vec![(0, 20)])]),
+        ]);
+        assert!(keys_of(&h).is_empty());
+    }
+}
