@@ -66,6 +66,17 @@ pub fn client_ip(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 3 + (i / 250) as u8, (i % 250 + 1) as u8))
 }
 
+/// Creates a server node at `addr` whose process (`run`, called again on
+/// every restart) sees `disk`, which outlives the process.
+fn start_server<F, Fut>(handle: &Handle, name: &str, addr: SocketAddr, disk: &SimDisk, run: F) -> NodeHandle
+where
+    F: Fn(Arc<dyn Storage>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let disk = disk.clone();
+    handle.create_node().name(name).ip(addr.ip()).init(move || run(Arc::new(disk.clone()))).build()
+}
+
 impl Cluster {
     /// Creates and starts every node. Must run inside the madsim runtime.
     /// `observer` receives every broker's replica observations.
@@ -87,22 +98,15 @@ impl Cluster {
                     settings: spec.settings.clone(),
                     status: status.clone(),
                 };
-                let d = disk.clone();
                 let name = format!("controller-{i}");
-                let node = handle
-                    .create_node()
-                    .name(&name)
-                    .ip(addr.ip())
-                    .init(move || {
-                        let storage: Arc<dyn Storage> = Arc::new(d.clone());
-                        let config = config.clone();
-                        async move {
-                            if let Err(e) = run_controller(storage, config).await {
-                                tracing::error!("controller stopped: {e}");
-                            }
+                let node = start_server(&handle, &name, addr, &disk, move |storage| {
+                    let config = config.clone();
+                    async move {
+                        if let Err(e) = run_controller(storage, config).await {
+                            tracing::error!("controller stopped: {e}");
                         }
-                    })
-                    .build();
+                    }
+                });
                 ServerNode { name, node, disk, addr, up: true, raft_status: Some(status) }
             })
             .collect();
@@ -121,24 +125,17 @@ impl Cluster {
                     settings: spec.settings.clone(),
                     observer: observer.clone(),
                 };
-                let d = disk.clone();
                 let name = format!("broker-{i}");
-                let node = handle
-                    .create_node()
-                    .name(&name)
-                    .ip(addr.ip())
-                    .init(move || {
-                        let storage: Arc<dyn Storage> = Arc::new(d.clone());
-                        let config = config.clone();
-                        // A fresh incarnation per process start, from the seeded rng.
-                        let incarnation: u64 = madsim::rand::random();
-                        async move {
-                            if let Err(e) = run_broker(storage, config, incarnation).await {
-                                tracing::error!("broker stopped: {e}");
-                            }
+                let node = start_server(&handle, &name, addr, &disk, move |storage| {
+                    let config = config.clone();
+                    // A fresh incarnation per process start, from the seeded rng.
+                    let incarnation: u64 = madsim::rand::random();
+                    async move {
+                        if let Err(e) = run_broker(storage, config, incarnation).await {
+                            tracing::error!("broker stopped: {e}");
                         }
-                    })
-                    .build();
+                    }
+                });
                 ServerNode { name, node, disk, addr, up: true, raft_status: None }
             })
             .collect();
