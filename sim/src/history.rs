@@ -47,6 +47,12 @@ pub struct Op {
     /// An extension of the DESIGN.md contract: absent on `ok`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When the operation was invoked (simulated ms since the main phase
+    /// began), so checkers can order a process's concurrent operations by
+    /// invocation and reports can show latency. An extension of the
+    /// DESIGN.md contract: absent in histories that do not record it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoke_t_ms: Option<u64>,
 }
 
 /// One send micro-operation, as the checkers see it.
@@ -74,7 +80,13 @@ pub struct PollView<'a> {
 impl Op {
     /// A send completion; `offset` only means something for `ok`.
     pub fn send(process: u64, t_ms: u64, op_type: OpType, partition: &str, value: i64, offset: Option<i64>) -> Op {
-        Op { process, f: "send".into(), op_type, t_ms, value: json!([["send", partition, value, offset]]), error: None }
+        Op { process, f: "send".into(), op_type, t_ms, value: json!([["send", partition, value, offset]]), error: None, invoke_t_ms: None }
+    }
+
+    /// The same completion with its invocation time attached.
+    pub fn invoked_at(mut self, invoke_t_ms: u64) -> Op {
+        self.invoke_t_ms = Some(invoke_t_ms);
+        self
     }
 
     /// The same completion with the client's error attached.
@@ -104,12 +116,12 @@ impl Op {
                 json!(["poll", p, pairs])
             })
             .collect();
-        Op { process, f: "poll".into(), op_type: OpType::Ok, t_ms, value: Value::Array(value), error: None }
+        Op { process, f: "poll".into(), op_type: OpType::Ok, t_ms, value: Value::Array(value), error: None, invoke_t_ms: None }
     }
 
     /// An ok assign of these partitions.
     pub fn assign_ok(process: u64, t_ms: u64, partitions: Vec<String>) -> Op {
-        Op { process, f: "assign".into(), op_type: OpType::Ok, t_ms, value: json!(partitions), error: None }
+        Op { process, f: "assign".into(), op_type: OpType::Ok, t_ms, value: json!(partitions), error: None, invoke_t_ms: None }
     }
 
     /// The micro-operations of a send, poll or txn op (empty for others).

@@ -92,11 +92,12 @@ pub fn to_history(events: &[Event]) -> History {
     let mut h = History::default();
     for e in events {
         let op = match e {
-            Event::Send { process, t_ms, partition, value, outcome } => match outcome {
+            Event::Send { process, invoke_t_ms, t_ms, partition, value, outcome } => match outcome {
                 workload::SendOutcome::Ok(offset) => Op::send(*process, *t_ms, OpType::Ok, partition, *value, *offset),
                 workload::SendOutcome::Fail(e) => Op::send(*process, *t_ms, OpType::Fail, partition, *value, None).with_error(e),
                 workload::SendOutcome::Info(e) => Op::send(*process, *t_ms, OpType::Info, partition, *value, None).with_error(e),
-            },
+            }
+            .invoked_at(*invoke_t_ms),
             Event::Poll { process, t_ms, reads } => Op::poll_ok(*process, *t_ms, reads.clone()),
             Event::Assign { process, t_ms, partitions } => Op::assign_ok(*process, *t_ms, partitions.clone()),
         };

@@ -48,6 +48,7 @@ pub async fn run(spec: ProducerSpec, bootstrap: Vec<SocketAddr>, rec: Arc<Record
         let rec2 = rec.clone();
         let topic = spec.topic.clone();
         let process = spec.process;
+        let invoke_t_ms = rec.now_ms();
         tokio::spawn(async move {
             let result = producer.send(&topic, Some(partition), Some(key), Some(encode_value(value))).await;
             let outcome = match result {
@@ -55,7 +56,7 @@ pub async fn run(spec: ProducerSpec, bootstrap: Vec<SocketAddr>, rec: Arc<Record
                 Err(e) if e.indefinite => SendOutcome::Info(e.message.clone()),
                 Err(e) => SendOutcome::Fail(e.message.clone()),
             };
-            rec2.record(Event::Send { process, t_ms: rec2.now_ms(), partition: tp_key(&topic, partition), value, outcome });
+            rec2.record(Event::Send { process, invoke_t_ms, t_ms: rec2.now_ms(), partition: tp_key(&topic, partition), value, outcome });
             drop(permit);
         });
         tokio::time::sleep(interval).await;
