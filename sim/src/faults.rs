@@ -6,6 +6,13 @@
 //! random target. At `heal_ms` every fault stops: stopped nodes restart,
 //! paused ones resume, partitions heal, broken disks are repaired.
 //!
+//! The schedule draws from its own stream of the seed ([`schedule_rng`]) and
+//! names each random fault's target when it is drawn (`broker:N`), so a
+//! seed's schedule written out as fixed `[[faults.at]]` entries
+//! ([`FaultEvent::to_fault_at`], used by `ksim shrink`) replays the same run:
+//! the injector's own draws (`random` targets written in the file, torn
+//! power-loss writes, dir choice) do not depend on the schedule's.
+//!
 //! Disk faults (the broker reacts as Kafka: the I/O error takes the log dir
 //! offline, and a broker with no dir left halts):
 //! - `disk-eio`: appends, truncates, fsyncs and checkpoint writes on the
@@ -19,14 +26,16 @@
 //! process restarted, since Kafka brings a failed dir back only on restart.
 
 use crate::cluster::{Cluster, NodeRef};
-use crate::scenario::{FaultKind, Scenario, Target};
-use rand::Rng;
+use crate::scenario::{FaultAt, FaultKind, Scenario, Target};
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// How long a random fault lasts when the scenario does not say.
 pub const RANDOM_FAULT_DURATION_MS: (u64, u64) = (1_000, 8_000);
+/// The ChaCha stream [`schedule`] draws from (the injector uses stream 0).
+pub const SCHEDULE_RNG_STREAM: u64 = 1;
 
 /// One scheduled fault.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -35,6 +44,22 @@ pub struct FaultEvent {
     pub kind: FaultKind,
     pub target: Target,
     pub duration_ms: Option<u64>,
+}
+
+impl FaultEvent {
+    /// The event as a fixed `[[faults.at]]` entry (a schedule made explicit).
+    pub fn to_fault_at(&self) -> FaultAt {
+        FaultAt { at_ms: self.at_ms, kind: self.kind.clone(), target: self.target.clone(), duration_ms: self.duration_ms }
+    }
+}
+
+/// The rng a seed's schedule is drawn from: its own stream, so that the
+/// injector's draws are the same whether random faults come from
+/// `[faults] random` or are written out as fixed entries.
+pub fn schedule_rng(seed: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(SCHEDULE_RNG_STREAM);
+    rng
 }
 
 /// Kinds this build can inject.
@@ -68,12 +93,19 @@ pub fn schedule(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Vec<FaultEvent> {
         while t < heal_ms && !random.kinds.is_empty() {
             let kind = random.kinds[rng.random_range(0..random.kinds.len())].clone();
             let duration = rng.random_range(RANDOM_FAULT_DURATION_MS.0..=RANDOM_FAULT_DURATION_MS.1);
-            events.push(FaultEvent { at_ms: t, kind, target: Target::Random, duration_ms: Some(duration) });
+            let target = random_target(scenario, rng);
+            events.push(FaultEvent { at_ms: t, kind, target, duration_ms: Some(duration) });
             t += rng.random_range(lo..=hi);
         }
     }
     events.sort_by_key(|e| e.at_ms);
     events
+}
+
+/// A random fault's target, named when the schedule is drawn (as
+/// [`resolve`] does for `random`: a broker) so the schedule shows it.
+fn random_target(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Target {
+    Target::Broker(rng.random_range(0..scenario.cluster.brokers.max(1)))
 }
 
 /// What the injector did, for the trace and the report.

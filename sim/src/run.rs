@@ -216,7 +216,9 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
             process += 1;
         }
     }
-    let events = faults::schedule(&sc, &mut rng);
+    // The schedule has its own rng stream: `rng` (the injector's) sees the
+    // same draws whether random faults are drawn here or written out.
+    let events = faults::schedule(&sc, &mut faults::schedule_rng(seed));
     let fault_log = faults::inject(&cluster, events, sc.run.heal_ms.min(duration_ms), &mut rng, start).await;
     for j in joins {
         let _ = j.await;
