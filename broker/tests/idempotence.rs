@@ -470,3 +470,22 @@ async fn dedup_survives_leader_failover_through_follower_state() {
         .await
         .unwrap();
 }
+
+// producer.id.expiration.ms: a producer idle that long loses its state, so
+// (as in Kafka) a late retry is no longer recognised and is appended again.
+#[madsim::test]
+async fn producer_state_expires_after_producer_id_expiration_ms() {
+    let settings = Settings::from_pairs([("producer.id.expiration.ms", "2000"), ("producer.id.expiration.check.interval.ms", "500")]);
+    with_one_broker(settings, |addr, pid| async move {
+        let now_ms = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        let fresh = |seq: i32| ksim_broker::log::records::producer_batch(pid, 0, seq, &[Bytes::from(format!("v{seq}"))], now_ms()).unwrap();
+        let first = fresh(0);
+        assert_eq!(produce(addr, &first).await, (0, 0));
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(produce(addr, &first).await, (0, 0), "still known within the expiration");
+        tokio::time::sleep(Duration::from_millis(4000)).await;
+        assert_eq!(produce(addr, &first).await, (0, 1), "expired: the retry is a new append");
+        assert_eq!(produce(addr, &fresh(1)).await, (0, 2), "the producer is known again from the re-append");
+    })
+    .await;
+}

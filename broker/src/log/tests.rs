@@ -591,3 +591,27 @@ fn follower_append_replays_producer_state() {
     assert!(follower.append_as_leader(&pbatch(2, 2, 2), 1).unwrap().duplicate);
     assert!(!follower.append_as_leader(&pbatch(2, 6, 1), 1).unwrap().duplicate);
 }
+
+// Kafka keeps a producer's state after retention deleted its batches (until
+// producer.id.expiration.ms); after a restart that state can only come from
+// a snapshot, since the remaining log no longer holds the producer.
+#[test]
+fn producer_state_outlives_retention_through_the_roll_snapshot() {
+    let (d, _) = disk();
+    let small = LogConfig { segment_bytes: 300, ..config() };
+    let mut log = open(&d, small.clone());
+    for seq in 0..3 {
+        log.append_as_leader(&pbatch(0, seq, 1), 0).unwrap();
+    }
+    append_n(&mut log, 12);
+    let leo = log.log_end_offset();
+    assert!(log.delete_retained_segments(0, None, Some(0), leo).unwrap() > 0);
+    assert!(log.log_start_offset() > 2, "the producer's batches are gone");
+    assert!(log.producer_state().entry(5).is_some(), "retention keeps producer state");
+    drop(log);
+    d.crash();
+    let mut log = open(&d, small);
+    assert_eq!(log.producer_state().entry(5).map(|e| e.last_seq()), Some(2), "loaded from a snapshot");
+    let dup = log.append_as_leader(&pbatch(0, 2, 1), 0).unwrap();
+    assert_eq!((dup.duplicate, dup.first_offset), (true, 2));
+}
