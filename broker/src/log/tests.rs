@@ -611,3 +611,19 @@ fn producer_state_outlives_retention_through_the_roll_snapshot() {
     let dup = log.append_as_leader(&pbatch(0, 2, 1), 0).unwrap();
     assert_eq!((dup.duplicate, dup.first_offset), (true, 2));
 }
+
+// Kafka's truncateAndReload: a snapshot beyond the recovered log end (its
+// offsets were lost) is deleted, never loaded.
+#[test]
+fn producer_snapshot_beyond_the_log_end_is_deleted_at_recovery() {
+    let (d, _) = disk();
+    let (log, small) = producer_log(&d, 6);
+    let before = log.producer_state().clone();
+    let mut future = before.clone();
+    future.replay(&producer_state::ProducerBatch { producer_id: 77, epoch: 0, base_sequence: 0, last_offset_delta: 0, first_offset: 50, max_timestamp: 1, is_control: false });
+    drop(log);
+    d.write_atomic(&format!("{DIR}/{:020}.snapshot", 100), &future.encode_snapshot(100)).unwrap();
+    let log = open(&d, small);
+    assert_eq!(log.producer_state(), &before);
+    assert!(log.producer_snapshot_offsets().unwrap().iter().all(|&o| o <= log.log_end_offset()));
+}
