@@ -27,8 +27,9 @@ pub enum SendOutcome {
 /// One recorded completion.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// `invoke_t_ms`: when the send was called; `t_ms`: when it completed.
-    Send { process: u64, invoke_t_ms: u64, t_ms: u64, partition: String, value: i64, outcome: SendOutcome },
+    /// `invoke_t_ms`: when the send was called; `t_ms`: when it completed;
+    /// `key`: the record key (`k{idx}`), for the per-key order checker.
+    Send { process: u64, invoke_t_ms: u64, t_ms: u64, partition: String, key: Option<String>, value: i64, outcome: SendOutcome },
     /// One ok poll: per partition, (offset, value) pairs in offset order.
     Poll { process: u64, t_ms: u64, reads: Vec<(String, Vec<(i64, i64)>)> },
     Assign { process: u64, t_ms: u64, partitions: Vec<String> },

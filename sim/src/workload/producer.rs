@@ -42,7 +42,8 @@ pub async fn run(spec: ProducerSpec, bootstrap: Vec<SocketAddr>, rec: Arc<Record
         let permit = outstanding.clone().acquire_owned().await.expect("semaphore open");
         let value = rec.next_value();
         let key_idx = rng.random_range(0..spec.keys.max(1));
-        let key = bytes::Bytes::from(format!("k{key_idx}"));
+        let key_name = format!("k{key_idx}");
+        let key = bytes::Bytes::from(key_name.clone());
         let partition = partition_for_key(&key, spec.partitions);
         let producer = producer.clone();
         let rec2 = rec.clone();
@@ -56,7 +57,8 @@ pub async fn run(spec: ProducerSpec, bootstrap: Vec<SocketAddr>, rec: Arc<Record
                 Err(e) if e.indefinite => SendOutcome::Info(e.message.clone()),
                 Err(e) => SendOutcome::Fail(e.message.clone()),
             };
-            rec2.record(Event::Send { process, invoke_t_ms, t_ms: rec2.now_ms(), partition: tp_key(&topic, partition), value, outcome });
+            let partition = tp_key(&topic, partition);
+            rec2.record(Event::Send { process, invoke_t_ms, t_ms: rec2.now_ms(), partition, key: Some(key_name), value, outcome });
             drop(permit);
         });
         tokio::time::sleep(interval).await;
