@@ -12,7 +12,7 @@ use common::{broker_addr, controller_addr, wait_until, ControllerNode};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, MetadataRequest, ProduceRequest, RequestKind, ResponseKind, TopicName, TransactionalId};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, MetadataRequest, ProduceRequest, RequestKind, ResponseKind, TopicName, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
 use ksim_broker::client::{Admin, AdminConfig, Consumer, ConsumerConfig};
 use ksim_broker::config::Settings;
@@ -166,6 +166,16 @@ async fn kip_730_producer_ids_are_unique_across_brokers_restarts_and_controller_
     assert!(after.iter().all(|&id| id > max_before), "new blocks come after old ones: {before:?} then {after:?}");
     // Transactional ids wait for the transaction coordinator (a later issue).
     let addr = cluster.bootstrap[0];
+    let versions = cluster
+        .client
+        .spawn(async move {
+            let req = RequestKind::ApiVersions(ApiVersionsRequest::default());
+            let ResponseKind::ApiVersions(v) = call(addr, ApiKey::ApiVersions, 3, req).await else { panic!("not ApiVersions") };
+            v.api_keys.iter().find(|k| k.api_key == ApiKey::InitProducerId as i16).map(|k| (k.min_version, k.max_version))
+        })
+        .await
+        .unwrap();
+    assert_eq!(versions, Some((0, 5)), "InitProducerId advertised");
     let codes = cluster
         .client
         .spawn(async move { (init_producer_id(addr, Some("txn-1")).await.0, init_producer_id(addr, Some("")).await.0) })
