@@ -124,6 +124,12 @@ impl Op {
         Op { process, f: "assign".into(), op_type: OpType::Ok, t_ms, value: json!(partitions), error: None, invoke_t_ms: None }
     }
 
+    /// The process crashed (`{"f":"crash","type":"info"}`); it never acts
+    /// again (a restarted client is a new process).
+    pub fn crash_info(process: u64, t_ms: u64) -> Op {
+        Op { process, f: "crash".into(), op_type: OpType::Info, t_ms, value: Value::Null, error: None, invoke_t_ms: None }
+    }
+
     /// The micro-operations of a send, poll or txn op (empty for others).
     /// What this op read, per partition, if it is an ok poll (or txn).
     pub fn poll_views(&self) -> Vec<PollView<'_>> {
