@@ -33,7 +33,8 @@
 //!   (appends, truncations, HW, epochs, offline dirs) for the harness's
 //!   broker-side checkers.
 //! - [`server`]: the broker process: listener, connections, dispatch to
-//!   `api`, follower fetchers, controller heartbeats.
+//!   `api`, follower fetchers, controller heartbeats, and the buggify
+//!   fault points (`server::buggify`) the harness can switch on.
 //! - [`client`]: producer, assign-mode consumer and admin clients speaking
 //!   the wire protocol (see its own `# Layout`).
 

@@ -4,6 +4,7 @@
 //! `Log::open`, high watermarks come from the checkpoint file, and roles come
 //! from the controller's image, fetched by the first heartbeat.
 
+pub mod buggify;
 pub mod connection;
 pub mod fetcher;
 pub mod heartbeat;
