@@ -10,7 +10,7 @@
 //! property fails, proptest shrinks the case through these strategies'
 //! value trees: fewer faults, earlier, shorter, a smaller workload.
 
-use crate::scenario::{FaultAt, FaultKind, Scenario, Target};
+use crate::scenario::{ClientCounts, FaultAt, FaultKind, Scenario, Target};
 use proptest::prelude::*;
 use proptest::sample::select;
 use std::ops::RangeInclusive;
@@ -109,20 +109,35 @@ pub fn targets(scenario: &Scenario) -> Vec<Target> {
     out
 }
 
-/// One fault: a kind from `kinds`, a target from `targets`, starting in
-/// `0..heal_ms`, lasting `duration_ms`.
-pub fn fault_at(
-    kinds: Vec<FaultKind>,
-    targets: Vec<Target>,
-    heal_ms: u64,
-    duration_ms: RangeInclusive<u64>,
-) -> impl Strategy<Value = FaultAt> {
-    (select(kinds), select(targets), 0..heal_ms.max(1), duration_ms).prop_map(|(kind, target, at_ms, d)| FaultAt {
-        at_ms,
-        kind,
-        target,
-        duration_ms: Some(d),
-    })
+/// Targets a fault of `kind` can hit in `scenario`: assign-mode consumers
+/// for `slow-consumer`, producers for `clock-jump`, `random` for the
+/// network-wide kinds (their target is unused), [`targets`] otherwise.
+pub fn targets_for(scenario: &Scenario, kind: &FaultKind) -> Vec<Target> {
+    let clients = ClientCounts::of(scenario);
+    match kind {
+        FaultKind::SlowConsumer => (0..clients.assign_consumers).map(Target::AssignConsumer).collect(),
+        FaultKind::ClockJump => (0..clients.producers).map(Target::Producer).collect(),
+        FaultKind::Latency | FaultKind::Loss => vec![Target::Random],
+        _ => targets(scenario),
+    }
+}
+
+/// One fault in `scenario`: a kind from `kinds` (those with a target in
+/// it), a target it can hit, starting in `0..heal_ms`, lasting `duration_ms`.
+pub fn fault_at(scenario: &Scenario, kinds: Vec<FaultKind>, duration_ms: RangeInclusive<u64>) -> impl Strategy<Value = FaultAt> {
+    let choices: Vec<(FaultKind, Vec<Target>)> = kinds
+        .into_iter()
+        .map(|k| {
+            let t = targets_for(scenario, &k);
+            (k, t)
+        })
+        .filter(|(_, t)| !t.is_empty())
+        .collect();
+    assert!(!choices.is_empty(), "no fault kind has a target in scenario `{}`", scenario.name);
+    let heal_ms = scenario.run.heal_ms.max(1);
+    let kind_and_target = select(choices).prop_flat_map(|(kind, targets)| (Just(kind), select(targets)));
+    (kind_and_target, 0..heal_ms, duration_ms)
+        .prop_map(|((kind, target), at_ms, d)| FaultAt::new(at_ms, kind, target, Some(d)))
 }
 
 /// A schedule for `scenario` (its `heal_ms` bounds the times), sorted by time.
@@ -132,7 +147,7 @@ pub fn fault_schedule(
     count: RangeInclusive<usize>,
     duration_ms: RangeInclusive<u64>,
 ) -> impl Strategy<Value = Vec<FaultAt>> {
-    let one = fault_at(kinds, targets(scenario), scenario.run.heal_ms, duration_ms);
+    let one = fault_at(scenario, kinds, duration_ms);
     proptest::collection::vec(one, count).prop_map(|mut faults| {
         faults.sort_by_key(|f| f.at_ms);
         faults
@@ -208,6 +223,10 @@ random = { kinds = ["crash", "pause"], every_ms = [1000, 3000] }
 at_ms = 100
 kind = "partition"
 target = "broker:1"
+[[faults.at]]
+at_ms = 200
+kind = "slow-consumer"
+target = "consumer:1"
 [run]
 duration_ms = 40000
 heal_ms = 30000
@@ -221,7 +240,9 @@ anomalies = ["lost-write"]
     #[test]
     fn allowed_kinds_and_targets_come_from_the_scenario() {
         let sc = fixture();
-        assert_eq!(allowed_kinds(&sc), vec![FaultKind::Crash, FaultKind::Pause, FaultKind::Partition]);
+        assert_eq!(allowed_kinds(&sc), vec![FaultKind::Crash, FaultKind::Pause, FaultKind::Partition, FaultKind::SlowConsumer]);
+        assert_eq!(targets_for(&sc, &FaultKind::SlowConsumer), vec![Target::AssignConsumer(0), Target::AssignConsumer(1)]);
+        assert_eq!(targets_for(&sc, &FaultKind::ClockJump).len(), 4, "four producer processes");
         let t: Vec<String> = targets(&sc).iter().map(Target::to_string).collect();
         assert_eq!(
             t,
@@ -249,7 +270,7 @@ anomalies = ["lost-write"]
                 for f in &case.faults.at {
                     prop_assert!(f.at_ms < case.run.heal_ms);
                     prop_assert!(allowed_kinds(&sc).contains(&f.kind));
-                    prop_assert!(targets(&sc).contains(&f.target));
+                    prop_assert!(targets_for(&case, &f.kind).contains(&f.target));
                 }
                 prop_assert!(limits.heal_ms.contains(&case.run.heal_ms));
                 prop_assert!(case.run.duration_ms > case.run.heal_ms);

@@ -509,11 +509,12 @@ impl<F: FnMut(&Scenario) -> Option<R>, R> Search<'_, F, R> {
                 c.producers[i].count = v as u32;
                 self.try_candidate(c, format!("producers[{i}] count {count} -> {v}"))
             });
-            // Rates in tenths of a send per second.
+            // Rates in tenths of a send per second, refined to a quarter of
+            // the rate (each kept step reruns the other passes).
             let rate = self.current.producers[i].rate_per_s;
             let tenths = (rate * 10.0).round() as u64;
             let floor = ((RATE_PER_S_MIN * 10.0) as u64).min(tenths);
-            changed |= shrink_number(tenths, floor, 10, |v| {
+            changed |= shrink_number(tenths, floor, (tenths / 4).max(10), |v| {
                 let mut c = self.current.clone();
                 c.producers[i].rate_per_s = v as f64 / 10.0;
                 self.try_candidate(c, format!("producers[{i}] rate_per_s {rate} -> {}", v as f64 / 10.0))
@@ -585,7 +586,11 @@ mod tests {
         let explicit = make_explicit(&sc, 7);
         assert!(explicit.faults.random.is_none());
         assert!(explicit.faults.at.len() >= 10, "{:?}", explicit.faults.at);
-        assert!(explicit.faults.at.iter().all(|f| matches!(f.target, Target::Broker(b) if b < 3)));
+        let named = |f: &FaultAt| match f.kind {
+            FaultKind::SlowConsumer => matches!(f.target, Target::AssignConsumer(c) if c < 2),
+            _ => matches!(f.target, Target::Broker(b) if b < 3),
+        };
+        assert!(explicit.faults.at.iter().all(named), "{:?}", explicit.faults.at);
         assert!(explicit.faults.at.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
         // The explicit scenario's schedule is the original's, for the same seed.
         let again = faults::schedule(&explicit, &mut faults::schedule_rng(7));
@@ -620,7 +625,7 @@ mod tests {
     #[test]
     fn search_keeps_only_the_fault_the_anomaly_needs() {
         let mut sc = make_explicit(&base(), 3);
-        sc.faults.at.push(FaultAt { at_ms: 12_000, kind: FaultKind::Crash, target: Target::Broker(1), duration_ms: Some(6_000) });
+        sc.faults.at.push(FaultAt::new(12_000, FaultKind::Crash, Target::Broker(1), Some(6_000)));
         let needs = |c: &Scenario| {
             c.faults.at.iter().any(|f| {
                 f.kind == FaultKind::Crash
