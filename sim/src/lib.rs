@@ -14,16 +14,22 @@
 //! - [`observations`]: the per-run observer brokers report replica events
 //!   to (appends, truncations, HW, epochs), for the broker-side checkers.
 //! - [`cluster`]: builds broker, controller and client nodes in madsim, each
-//!   broker with its own simulated disk.
-//! - [`faults`]: resolves fault targets and injects crash / restart /
-//!   power-loss at fixed and seeded random times.
+//!   server with its own simulated disk, each client restartable as a new
+//!   history process.
+//! - [`faults`]: resolves fault targets and injects every fault kind
+//!   (node, partition shapes, network latency/loss, disk, client stalls and
+//!   clock jumps) at fixed and seeded random (optionally swarm) times, and
+//!   undoes them all by heal.
 //! - [`workload`]: producer and consumer processes that record the history.
 //! - [`run`]: one seed end to end — build, run, heal, final polls, check —
 //!   giving a `SeedResult` with its trace hash.
 //! - [`sweep`]: seed ranges over several OS threads, one runtime each, and
 //!   shards of a range for CI matrices.
 //! - [`trace`]: the trace hash that proves a seed replays identically.
+//! - [`bench`]: `ksim bench`'s measurements (scenario speed, checker
+//!   throughput on a seeded generated history).
 
+pub mod bench;
 pub mod checker;
 pub mod cluster;
 pub mod faults;

@@ -330,7 +330,7 @@ heal_ms = 500
             let i = line[at..].find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("{k} missing or out of order in {line}"));
             at += i;
         }
-        assert!(line.contains(r#""anomalies":{"duplicate":0,"epoch-regression":0,"hw-regression":0,"inconsistent-offsets":0,"int-nonmonotonic-poll":0,"int-poll-skip":0,"leader-per-epoch":0,"liveness":0,"lost-write":0,"nonmonotonic-poll":0,"poll-skip":0,"replica-divergence":0,"unseen":0}"#), "{line}");
+        assert!(line.contains(r#""anomalies":{"aborted-read":0,"assignment-incomplete":0,"committed-ahead":0,"duplicate":0,"eos-violation":0,"epoch-regression":0,"g0":0,"g1c":0,"hanging-txn":0,"hw-regression":0,"inconsistent-offsets":0,"int-nonmonotonic-poll":0,"int-nonmonotonic-send":0,"int-poll-skip":0,"key-order":0,"leader-per-epoch":0,"liveness":0,"lost-write":0,"nonmonotonic-poll":0,"nonmonotonic-send":0,"ownership":0,"poll-skip":0,"precommitted-read":0,"replica-divergence":0,"unseen":0}"#), "{line}");
         let summary = SweepSummary::summarise(&sc, &[], 0).to_json_line();
         assert!(summary.starts_with(r#"{"summary":true,"scenario":"t","seeds":0,"met":0,"unmet":0"#), "{summary}");
         assert!(!summary.contains("shard") && !summary.contains("determinism"), "{summary}");

@@ -99,16 +99,23 @@ pub fn judge(scenario: &Scenario, seed: u64, out: RunOutput, wall_ms: u64) -> Se
 
 /// Maps recorder events onto the history contract.
 pub fn to_history(events: &[Event]) -> History {
-    use crate::history::{Op, OpType};
+    use crate::history::{MicroOp, Op, OpType};
     let mut h = History::default();
     for e in events {
         let op = match e {
-            Event::Send { process, invoke_t_ms, t_ms, partition, value, outcome } => match outcome {
-                workload::SendOutcome::Ok(offset) => Op::send(*process, *t_ms, OpType::Ok, partition, *value, *offset),
-                workload::SendOutcome::Fail(e) => Op::send(*process, *t_ms, OpType::Fail, partition, *value, None).with_error(e),
-                workload::SendOutcome::Info(e) => Op::send(*process, *t_ms, OpType::Info, partition, *value, None).with_error(e),
+            Event::Send { process, invoke_t_ms, t_ms, partition, key, value, outcome } => {
+                let (op_type, offset, error) = match outcome {
+                    workload::SendOutcome::Ok(offset) => (OpType::Ok, *offset, None),
+                    workload::SendOutcome::Fail(e) => (OpType::Fail, None, Some(e)),
+                    workload::SendOutcome::Info(e) => (OpType::Info, None, Some(e)),
+                };
+                let micro = MicroOp::Send { partition: partition.clone(), value: *value, offset, key: key.clone() };
+                let op = Op::micro(*process, "send", *t_ms, op_type, &[micro]).invoked_at(*invoke_t_ms);
+                match error {
+                    Some(e) => op.with_error(e),
+                    None => op,
+                }
             }
-            .invoked_at(*invoke_t_ms),
             Event::Poll { process, t_ms, reads } => Op::poll_ok(*process, *t_ms, reads.clone()),
             Event::Assign { process, t_ms, partitions } => Op::assign_ok(*process, *t_ms, partitions.clone()),
             Event::Crash { process, t_ms } => Op::crash_info(*process, *t_ms),

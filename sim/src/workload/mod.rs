@@ -33,8 +33,9 @@ pub enum SendOutcome {
 /// One recorded completion.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// `invoke_t_ms`: when the send was called; `t_ms`: when it completed.
-    Send { process: u64, invoke_t_ms: u64, t_ms: u64, partition: String, value: i64, outcome: SendOutcome },
+    /// `invoke_t_ms`: when the send was called; `t_ms`: when it completed;
+    /// `key`: the record key (`k{idx}`), for the per-key order checker.
+    Send { process: u64, invoke_t_ms: u64, t_ms: u64, partition: String, key: Option<String>, value: i64, outcome: SendOutcome },
     /// One ok poll: per partition, (offset, value) pairs in offset order.
     Poll { process: u64, t_ms: u64, reads: Vec<(String, Vec<(i64, i64)>)> },
     Assign { process: u64, t_ms: u64, partitions: Vec<String> },
@@ -68,6 +69,7 @@ impl ClientControl {
 struct PendingSend {
     invoke_t_ms: u64,
     partition: String,
+    key: Option<String>,
 }
 
 /// The shared log of events (completion order = simulated time order).
@@ -100,10 +102,11 @@ impl Recorder {
         self.events.lock().unwrap().push(e);
     }
 
-    /// A send of `value` to `partition` starts now; returns its invoke time.
-    pub fn invoke_send(&self, process: u64, partition: String, value: i64) -> u64 {
+    /// A send of `value` (with `key`) to `partition` starts now; returns
+    /// its invoke time.
+    pub fn invoke_send(&self, process: u64, partition: String, key: Option<String>, value: i64) -> u64 {
         let invoke_t_ms = self.now_ms();
-        self.pending.lock().unwrap().insert((process, value), PendingSend { invoke_t_ms, partition });
+        self.pending.lock().unwrap().insert((process, value), PendingSend { invoke_t_ms, partition, key });
         invoke_t_ms
     }
 
@@ -116,6 +119,7 @@ impl Recorder {
             invoke_t_ms: p.invoke_t_ms,
             t_ms: self.now_ms(),
             partition: p.partition,
+            key: p.key,
             value,
             outcome,
         });
@@ -136,6 +140,7 @@ impl Recorder {
                 invoke_t_ms: p.invoke_t_ms,
                 t_ms,
                 partition: p.partition,
+                key: p.key,
                 value,
                 outcome: SendOutcome::Info(CRASHED_IN_FLIGHT.into()),
             });

@@ -44,13 +44,14 @@ pub async fn run(spec: ProducerSpec, bootstrap: Vec<SocketAddr>, rec: Arc<Record
         let permit = outstanding.clone().acquire_owned().await.expect("semaphore open");
         let value = rec.next_value();
         let key_idx = rng.random_range(0..spec.keys.max(1));
-        let key = bytes::Bytes::from(format!("k{key_idx}"));
+        let key_name = format!("k{key_idx}");
+        let key = bytes::Bytes::from(key_name.clone());
         let partition = partition_for_key(&key, spec.partitions);
         let producer = producer.clone();
         let rec2 = rec.clone();
         let topic = spec.topic.clone();
         let process = spec.process;
-        rec.invoke_send(process, tp_key(&topic, partition), value);
+        rec.invoke_send(process, tp_key(&topic, partition), Some(key_name), value);
         tokio::spawn(async move {
             let result = producer.send(&topic, Some(partition), Some(key), Some(encode_value(value))).await;
             let outcome = match result {
