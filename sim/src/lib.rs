@@ -14,9 +14,12 @@
 //! - [`observations`]: the per-run observer brokers report replica events
 //!   to (appends, truncations, HW, epochs), for the broker-side checkers.
 //! - [`cluster`]: builds broker, controller and client nodes in madsim, each
-//!   broker with its own simulated disk.
-//! - [`faults`]: resolves fault targets and injects crash / restart /
-//!   power-loss at fixed and seeded random times.
+//!   server with its own simulated disk, each client restartable as a new
+//!   history process.
+//! - [`faults`]: resolves fault targets and injects every fault kind
+//!   (node, partition shapes, network latency/loss, disk, client stalls and
+//!   clock jumps) at fixed and seeded random (optionally swarm) times, and
+//!   undoes them all by heal.
 //! - [`schedule_gen`]: proptest strategies for generated fault schedules
 //!   and workload shapes (property tests over a base scenario).
 //! - [`shrink`]: `ksim shrink` — a failing seed's schedule made explicit,
