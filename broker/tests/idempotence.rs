@@ -12,7 +12,7 @@ use common::{broker_addr, controller_addr, wait_until, ControllerNode};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, MetadataRequest, ProduceRequest, RequestKind, ResponseKind, TopicName, TransactionalId};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, MetadataRequest, ProduceRequest, RequestKind, ResponseKind, TopicName, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
 use ksim_broker::client::{Admin, AdminConfig, Consumer, ConsumerConfig};
 use ksim_broker::config::Settings;
@@ -166,6 +166,16 @@ async fn kip_730_producer_ids_are_unique_across_brokers_restarts_and_controller_
     assert!(after.iter().all(|&id| id > max_before), "new blocks come after old ones: {before:?} then {after:?}");
     // Transactional ids wait for the transaction coordinator (a later issue).
     let addr = cluster.bootstrap[0];
+    let versions = cluster
+        .client
+        .spawn(async move {
+            let req = RequestKind::ApiVersions(ApiVersionsRequest::default());
+            let ResponseKind::ApiVersions(v) = call(addr, ApiKey::ApiVersions, 3, req).await else { panic!("not ApiVersions") };
+            v.api_keys.iter().find(|k| k.api_key == ApiKey::InitProducerId as i16).map(|k| (k.min_version, k.max_version))
+        })
+        .await
+        .unwrap();
+    assert_eq!(versions, Some((0, 5)), "InitProducerId advertised");
     let codes = cluster
         .client
         .spawn(async move { (init_producer_id(addr, Some("txn-1")).await.0, init_producer_id(addr, Some("")).await.0) })
@@ -469,4 +479,23 @@ async fn dedup_survives_leader_failover_through_follower_state() {
         })
         .await
         .unwrap();
+}
+
+// producer.id.expiration.ms: a producer idle that long loses its state, so
+// (as in Kafka) a late retry is no longer recognised and is appended again.
+#[madsim::test]
+async fn producer_state_expires_after_producer_id_expiration_ms() {
+    let settings = Settings::from_pairs([("producer.id.expiration.ms", "2000"), ("producer.id.expiration.check.interval.ms", "500")]);
+    with_one_broker(settings, |addr, pid| async move {
+        let now_ms = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        let fresh = |seq: i32| ksim_broker::log::records::producer_batch(pid, 0, seq, &[Bytes::from(format!("v{seq}"))], now_ms()).unwrap();
+        let first = fresh(0);
+        assert_eq!(produce(addr, &first).await, (0, 0));
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(produce(addr, &first).await, (0, 0), "still known within the expiration");
+        tokio::time::sleep(Duration::from_millis(4000)).await;
+        assert_eq!(produce(addr, &first).await, (0, 1), "expired: the retry is a new append");
+        assert_eq!(produce(addr, &fresh(1)).await, (0, 2), "the producer is known again from the re-append");
+    })
+    .await;
 }

@@ -485,6 +485,17 @@ fn pbatch(epoch: i16, seq: i32, n: usize) -> Vec<u8> {
     records::producer_batch(5, epoch, seq, &values, 1_000).unwrap()
 }
 
+/// A log with small segments (rolls, hence snapshots, every 4 batches)
+/// holding `n` one-record batches of producer 5, sequences 0..n.
+fn producer_log(d: &SimDisk, n: i32) -> (Log, LogConfig) {
+    let small = LogConfig { segment_bytes: 300, ..config() };
+    let mut log = open(d, small.clone());
+    for seq in 0..n {
+        log.append_as_leader(&pbatch(0, seq, 1), 0).unwrap();
+    }
+    (log, small)
+}
+
 // KIP-98: a retried batch writes nothing and answers the original offsets.
 #[test]
 fn duplicate_leader_append_writes_nothing_and_answers_the_original_offsets() {
@@ -509,11 +520,7 @@ fn duplicate_leader_append_writes_nothing_and_answers_the_original_offsets() {
 #[test]
 fn producer_state_survives_a_crash_via_roll_snapshot_and_log_replay() {
     let (d, _) = disk();
-    let small = LogConfig { segment_bytes: 300, ..config() };
-    let mut log = open(&d, small.clone());
-    for seq in 0..8 {
-        log.append_as_leader(&pbatch(0, seq, 1), 0).unwrap();
-    }
+    let (log, small) = producer_log(&d, 8);
     assert!(log.segment_base_offsets().len() >= 2, "rolled");
     let snaps = log.producer_snapshot_offsets().unwrap();
     assert!(!snaps.is_empty() && snaps.len() <= PRODUCER_SNAPSHOTS_KEPT, "snapshots {snaps:?}");
@@ -535,11 +542,7 @@ fn producer_state_survives_a_crash_via_roll_snapshot_and_log_replay() {
 #[test]
 fn corrupt_producer_snapshot_is_ignored_and_state_rebuilt_from_the_log() {
     let (d, _) = disk();
-    let small = LogConfig { segment_bytes: 300, ..config() };
-    let mut log = open(&d, small.clone());
-    for seq in 0..8 {
-        log.append_as_leader(&pbatch(0, seq, 1), 0).unwrap();
-    }
+    let (log, small) = producer_log(&d, 8);
     let before = log.producer_state().clone();
     let snaps = log.producer_snapshot_offsets().unwrap();
     drop(log);
@@ -560,10 +563,7 @@ fn corrupt_producer_snapshot_is_ignored_and_state_rebuilt_from_the_log() {
 #[test]
 fn truncation_rebuilds_producer_state_for_the_remaining_log() {
     let (d, _) = disk();
-    let mut log = open(&d, LogConfig { segment_bytes: 300, ..config() });
-    for seq in 0..6 {
-        log.append_as_leader(&pbatch(0, seq, 1), 0).unwrap();
-    }
+    let (mut log, _) = producer_log(&d, 6);
     log.truncate_to(4).unwrap();
     assert!(log.producer_snapshot_offsets().unwrap().iter().all(|&o| o <= 4));
     assert_eq!(log.producer_state().entry(5).unwrap().last_seq(), 3);
@@ -590,4 +590,40 @@ fn follower_append_replays_producer_state() {
     assert_eq!(follower.producer_state(), leader.producer_state());
     assert!(follower.append_as_leader(&pbatch(2, 2, 2), 1).unwrap().duplicate);
     assert!(!follower.append_as_leader(&pbatch(2, 6, 1), 1).unwrap().duplicate);
+}
+
+// Kafka keeps a producer's state after retention deleted its batches (until
+// producer.id.expiration.ms); after a restart that state can only come from
+// a snapshot, since the remaining log no longer holds the producer.
+#[test]
+fn producer_state_outlives_retention_through_the_roll_snapshot() {
+    let (d, _) = disk();
+    let (mut log, small) = producer_log(&d, 3);
+    append_n(&mut log, 12);
+    let leo = log.log_end_offset();
+    assert!(log.delete_retained_segments(0, None, Some(0), leo).unwrap() > 0);
+    assert!(log.log_start_offset() > 2, "the producer's batches are gone");
+    assert!(log.producer_state().entry(5).is_some(), "retention keeps producer state");
+    drop(log);
+    d.crash();
+    let mut log = open(&d, small);
+    assert_eq!(log.producer_state().entry(5).map(|e| e.last_seq()), Some(2), "loaded from a snapshot");
+    let dup = log.append_as_leader(&pbatch(0, 2, 1), 0).unwrap();
+    assert_eq!((dup.duplicate, dup.first_offset), (true, 2));
+}
+
+// Kafka's truncateAndReload: a snapshot beyond the recovered log end (its
+// offsets were lost) is deleted, never loaded.
+#[test]
+fn producer_snapshot_beyond_the_log_end_is_deleted_at_recovery() {
+    let (d, _) = disk();
+    let (log, small) = producer_log(&d, 6);
+    let before = log.producer_state().clone();
+    let mut future = before.clone();
+    future.replay(&producer_state::ProducerBatch { producer_id: 77, epoch: 0, base_sequence: 0, last_offset_delta: 0, first_offset: 50, max_timestamp: 1, is_control: false });
+    drop(log);
+    d.write_atomic(&format!("{DIR}/{:020}.snapshot", 100), &future.encode_snapshot(100)).unwrap();
+    let log = open(&d, small);
+    assert_eq!(log.producer_state(), &before);
+    assert!(log.producer_snapshot_offsets().unwrap().iter().all(|&o| o <= log.log_end_offset()));
 }
