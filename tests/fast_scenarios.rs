@@ -105,6 +105,13 @@ holds!(rf_equal_to_min_isr_keeps_acknowledged_writes, "rf-equals-min-isr.toml");
 holds!(rf_above_min_isr_keeps_acknowledged_writes, "rf-above-min-isr.toml");
 holds!(controller_quorum_survives_active_controller_crash_and_partition, "controller-failover.toml");
 holds!(failed_log_dir_loses_nothing_committed, "log-dir-failure.toml");
+// A leader cut off with a producer from the rest (a `sets` partition) keeps
+// acknowledging acks=1 writes alone after the controller replaced it; with
+// acks=all and min ISR 2 it cannot acknowledge anything alone.
+breaks!(a_zombie_leader_loses_acks_1_writes_after_a_partition, "zombie-leader-acks-1.toml", ["inconsistent-offsets"]);
+holds!(a_zombie_leader_cannot_acknowledge_acks_all_writes_alone, "zombie-leader-acks-all.toml");
+// Swarm testing: each seed its own subset of fault kinds, buggify on.
+holds!(acks_all_survives_swarm_random_fault_mixes_with_buggify, "swarm-acks-all.toml");
 
 /// Every file in scenarios/fast has a sweep test above.
 #[test]
