@@ -272,6 +272,12 @@ impl Op {
         Op::new(process, "assign", OpType::Ok, t_ms, json!(partitions))
     }
 
+    /// The process crashed (`{"f":"crash","type":"info"}`); it never acts
+    /// again (a restarted client is a new process).
+    pub fn crash_info(process: u64, t_ms: u64) -> Op {
+        Op::new(process, "crash", OpType::Info, t_ms, Value::Null)
+    }
+
     /// What this op read, per partition, if it is an ok poll (or txn).
     pub fn poll_views(&self) -> Vec<PollView<'_>> {
         if self.op_type != OpType::Ok {

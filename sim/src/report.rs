@@ -13,7 +13,7 @@
 
 use crate::checker::{Anomaly, CheckResult};
 use crate::history::History;
-use crate::scenario::Scenario;
+use crate::scenario::{FaultKind, Scenario};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -66,6 +66,10 @@ pub struct SeedResult {
     /// Why the seed is unmet, one line each.
     #[serde(skip)]
     pub notes: Vec<String>,
+    /// With `[faults] random.swarm = true`: the fault kinds this seed's
+    /// random faults drew from (an extension of the DESIGN.md object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<Vec<FaultKind>>,
 }
 
 impl SeedResult {
@@ -115,6 +119,7 @@ impl SeedResult {
             details: check.anomalies,
             history,
             notes,
+            swarm: None,
         }
     }
 
@@ -149,6 +154,10 @@ impl SeedResult {
             self.sim_ms as f64 / 1000.0,
             self.wall_ms as f64 / 1000.0,
         );
+        if let Some(kinds) = &self.swarm {
+            let names: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+            line.push_str(&format!(" swarm {}", names.join(",")));
+        }
         if !self.met {
             line.push_str(&format!(" UNMET: {}", self.notes.join("; ")));
         }
