@@ -11,6 +11,8 @@
 //! (seeds done, unmet, ETA); otherwise (CI) the per-seed lines on stdout are
 //! the only progress.
 
+mod bench_cmd;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use ksim_sim::checker::{self, Anomaly};
@@ -109,6 +111,26 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Measure simulation speed and checker throughput.
+    Bench {
+        /// The scenario to time.
+        #[arg(long, default_value = bench_cmd::DEFAULT_SCENARIO)]
+        scenario: PathBuf,
+        /// Seeds to sweep, `A..B`.
+        #[arg(long, default_value = bench_cmd::DEFAULT_SEEDS, value_parser = parse_seeds)]
+        seeds: Range<u64>,
+        /// OS threads for the sweep; default: the machine's cores.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Operations in the generated history the checkers judge.
+        #[arg(long, default_value_t = bench_cmd::DEFAULT_OPS)]
+        ops: usize,
+        /// Seed of the generated history.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Real-mode broker on TCP (not implemented yet).
     Serve {
         #[arg(long, default_value = "127.0.0.1:9092")]
@@ -188,6 +210,14 @@ fn main() -> ExitCode {
             finish(&scenario, &results, &summary, format, true)
         }
         Command::Check { history, format } => check(&history, format),
+        Command::Bench { scenario, seeds, threads, ops, seed, format } => bench_cmd::run(bench_cmd::BenchArgs {
+            scenario: &scenario,
+            seeds,
+            threads: threads.unwrap_or_else(sweep::default_threads).max(1),
+            ops,
+            seed,
+            json: format == Format::Json,
+        }),
         Command::Shrink { scenario, seed, out, max_runs, anomaly } => {
             let Some(sc) = load(&scenario) else { return ExitCode::from(2) };
             shrink_seed(&scenario, &sc, seed, out, ShrinkOptions { max_runs, anomaly })

@@ -203,3 +203,56 @@ fn out_writes_summary_md_and_junit_xml() {
     assert!(!xml.contains("<failure"), "{xml}");
     assert_eq!(std::fs::read_to_string(dir.join("results.jsonl")).unwrap().lines().count(), 3);
 }
+
+/// `ksim check` runs the whole catalogue on a stored history: the crafted
+/// tests/histories/anomalies.jsonl holds one each of seven anomalies (a
+/// failed send read, a reordered producer, a per-key reorder, a write cycle
+/// between two transactions, a partition owned twice in one generation, a
+/// commit past the consumer's position, a hanging transaction) and nothing
+/// else.
+#[test]
+fn check_runs_the_whole_catalogue_on_a_crafted_history() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/histories/anomalies.jsonl");
+    let out = ksim(&["check", path, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: std::collections::BTreeMap<String, u64> = v["anomalies"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, n)| n.as_u64() != Some(0))
+        .map(|(k, n)| (k.clone(), n.as_u64().unwrap()))
+        .collect();
+    let expected: std::collections::BTreeMap<String, u64> = [
+        "aborted-read",
+        "committed-ahead",
+        "g0",
+        "hanging-txn",
+        "key-order",
+        "nonmonotonic-send",
+        "ownership",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), 1))
+    .collect();
+    assert_eq!(found, expected);
+    assert!(v["anomalies"].as_object().unwrap().len() >= 25, "every catalogue key is listed");
+    let text = String::from_utf8_lossy(&ksim(&["check", path]).stdout).to_string();
+    assert!(text.contains("g0 events/") && text.contains("write cycle over 2 ops"), "{text}");
+}
+
+/// `ksim bench` with tiny sizes, so the subcommand cannot rot: it prints
+/// the scenario's speed and the checkers' throughput.
+#[test]
+fn bench_prints_simulation_speed_and_checker_throughput() {
+    let out = ksim(&["bench", "--scenario", FAST, "--seeds", "0..2", "--ops", "10000", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["scenario"]["seeds"], 2);
+    assert!(v["scenario"]["sim_to_wall"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["checkers"]["ops"].as_u64().unwrap() >= 10_000, "{v}");
+    assert_eq!(v["checkers"]["anomalies"], 0, "the generated history is clean");
+    let text = ksim(&["bench", "--scenario", FAST, "--seeds", "0..1", "--ops", "1000"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("seeds/min") && text.contains("ops/s"), "{text}");
+}

@@ -36,13 +36,7 @@ pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
                 };
                 let detail =
                     format!("{} read value {value} at offset {offset}, but {why} ({})", describe(h, r), describe(h, w));
-                out.push(Anomaly {
-                    key: KEY,
-                    partition: p.partition.into(),
-                    value: Some(value),
-                    offset: Some(offset),
-                    detail,
-                });
+                out.push(Anomaly::new(KEY, p.partition, Some(value), Some(offset), detail));
             }
         }
     }

@@ -18,13 +18,62 @@
 //!   that did not fail.
 
 use crate::history::{History, OpType, PollView, SendView};
-use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap};
-use std::hash::BuildHasherDefault;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
-/// A hash map with a fixed hasher: lookups only, no per-process random
-/// seed, so nothing about it can differ between runs.
-pub type DetMap<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
+/// A hash map with a fixed, fast hasher ([`FxHasher`]): used for lookups
+/// only, with no per-process random seed, so nothing about it can differ
+/// between runs.
+pub type DetMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// The multiply-rotate hash rustc uses (FxHash): not DoS-resistant, which
+/// a checker does not need, and several times faster than SipHash on the
+/// small keys here (a partition name and a value).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+/// FxHash's multiplier.
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let mut tail = [0u8; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.add(u64::from_le_bytes(tail));
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.add(i as u64);
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
 
 /// (partition, value): values are unique per partition.
 pub type PV<'a> = (&'a str, i64);
@@ -46,6 +95,8 @@ pub struct Index<'a> {
     pub offset_of: DetMap<PV<'a>, i64>,
     /// The op (index in the history) that sent each value.
     pub writer: DetMap<PV<'a>, usize>,
+    /// Every partition any send or poll names.
+    pub partitions: BTreeSet<&'a str>,
 }
 
 impl<'a> Index<'a> {
@@ -59,6 +110,9 @@ impl<'a> Index<'a> {
         }
         ix.send_at.push(ix.sends.len());
         ix.poll_at.push(ix.polls.len());
+        let mut named: DetMap<&str, ()> = DetMap::default();
+        named.extend(ix.sends.iter().map(|s| (s.partition, ())).chain(ix.polls.iter().map(|p| (p.partition, ()))));
+        ix.partitions = named.into_keys().collect();
         let mut claims: BTreeMap<&str, Vec<(i64, usize, i64)>> = BTreeMap::new();
         let mut seq = 0usize;
         for s in &ix.sends {
@@ -153,5 +207,19 @@ mod tests {
         assert_eq!(ix.writer(P, 3), Some(1));
         assert_eq!(ix.writer(P, 7), Some(3));
         assert_eq!(ix.offset(P, 7), None);
+        assert_eq!(ix.partitions.iter().copied().collect::<Vec<_>>(), vec![P]);
+    }
+
+    #[test]
+    fn fx_hash_is_fixed_and_spreads_small_keys() {
+        use std::hash::{BuildHasher, Hash};
+        let hash = |k: (&str, i64)| {
+            let mut h = BuildHasherDefault::<FxHasher>::default().build_hasher();
+            k.hash(&mut h);
+            h.finish()
+        };
+        assert_eq!(hash(("events/0", 7)), hash(("events/0", 7)));
+        assert_ne!(hash(("events/0", 7)), hash(("events/0", 8)));
+        assert_ne!(hash(("events/0", 7)), hash(("events/1", 7)));
     }
 }

@@ -116,6 +116,12 @@ pub struct Anomaly {
     pub detail: String,
 }
 
+impl Anomaly {
+    pub fn new(key: &'static str, partition: &str, value: Option<i64>, offset: Option<i64>, detail: String) -> Anomaly {
+        Anomaly { key, partition: partition.to_string(), value, offset, detail }
+    }
+}
+
 /// All checkers' findings for one history.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckResult {

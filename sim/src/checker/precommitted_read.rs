@@ -22,13 +22,7 @@ pub fn check(h: &History) -> Vec<Anomaly> {
         for p in op.all_poll_views() {
             for &(offset, value) in p.reads.iter().filter(|(_, v)| sent.contains(&(p.partition, *v))) {
                 let detail = format!("{} read value {value} at offset {offset}, which it sent itself", describe(h, i));
-                out.push(Anomaly {
-                    key: KEY,
-                    partition: p.partition.into(),
-                    value: Some(value),
-                    offset: Some(offset),
-                    detail,
-                });
+                out.push(Anomaly::new(KEY, p.partition, Some(value), Some(offset), detail));
             }
         }
     }
