@@ -223,6 +223,8 @@ pub struct Accumulator {
     in_flight: BTreeMap<u64, Batch>,
     /// Produce requests outstanding per broker.
     node_in_flight: BTreeMap<i32, usize>,
+    /// The most requests ever outstanding to one broker (observability).
+    peak_node_in_flight: usize,
     buffer_used: usize,
     next_batch_id: u64,
     /// Flushes under way: every batch is sendable at once.
@@ -273,6 +275,7 @@ impl Accumulator {
             partitions: BTreeMap::new(),
             in_flight: BTreeMap::new(),
             node_in_flight: BTreeMap::new(),
+            peak_node_in_flight: 0,
             buffer_used: 0,
             next_batch_id: 0,
             flushing: 0,
@@ -569,7 +572,9 @@ impl Accumulator {
             self.in_flight.insert(batch.id, batch);
         }
         if !drained.is_empty() {
-            *self.node_in_flight.entry(node).or_insert(0) += 1;
+            let n = self.node_in_flight.entry(node).or_insert(0);
+            *n += 1;
+            self.peak_node_in_flight = self.peak_node_in_flight.max(*n);
         }
         drained
     }
@@ -579,6 +584,11 @@ impl Accumulator {
         if let Some(n) = self.node_in_flight.get_mut(&node) {
             *n = n.saturating_sub(1);
         }
+    }
+
+    /// The most Produce requests that were ever outstanding to one broker.
+    pub fn peak_node_in_flight(&self) -> usize {
+        self.peak_node_in_flight
     }
 
     pub fn node_in_flight(&self, node: i32) -> usize {
@@ -598,7 +608,9 @@ impl Accumulator {
 
     /// Fails batches past `delivery.timeout.ms`: queued ones are removed,
     /// in-flight ones complete now and are forgotten when answered.
-    pub fn expire(&mut self, now: Instant) {
+    /// Returns how many batches expired.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        let mut expired_count = 0;
         let cfg = self.cfg.clone();
         let why = |b: &Batch| format!("delivery.timeout.ms {} expired for {}-{} after {} attempt(s)", cfg.delivery_timeout.as_millis(), b.tp.0, b.tp.1, b.attempts);
         let tps: Vec<Tp> = self.partitions.keys().cloned().collect();
@@ -606,6 +618,7 @@ impl Accumulator {
             let q = self.partitions.get_mut(&tp).expect("listed");
             let (expired, kept): (Vec<Batch>, Vec<Batch>) = q.batches.drain(..).partition(|b| b.delivery_deadline(&cfg) <= now);
             q.batches = kept.into();
+            expired_count += expired.len();
             for b in expired {
                 let message = why(&b);
                 self.finish_failed(b, message, None);
@@ -613,11 +626,13 @@ impl Accumulator {
         }
         for b in self.in_flight.values_mut().filter(|b| !b.abandoned && b.delivery_deadline(&cfg) <= now) {
             b.abandoned = true;
+            expired_count += 1;
             let error = SendError { indefinite: true, message: why(b), error_code: None, attempts: b.attempts };
             for r in b.records.drain(..) {
                 let _ = r.done.send(Err(error.clone()));
             }
         }
+        expired_count
     }
 
     /// Records the outcome of one in-flight batch: completes its sends, or

@@ -94,6 +94,13 @@ struct Inner {
     initialising: AtomicBool,
     /// The sender exits once the accumulator is empty.
     shutdown: AtomicBool,
+    /// `send_with_callback` order: (tickets issued, tickets appended).
+    /// Calls that cannot append at once take a ticket and append in ticket
+    /// order, so callbacks-style sends keep their call order as Kafka's
+    /// blocking `send` does.
+    tickets: Mutex<(u64, u64)>,
+    /// Wakes ticket holders when the appended count moves.
+    turn: Notify,
 }
 
 /// The partitioner a producer instance uses (built from `config.partitioner`).
@@ -144,6 +151,8 @@ impl Producer {
             refreshing: AtomicBool::new(false),
             initialising: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
+            tickets: Mutex::new((0, 0)),
+            turn: Notify::new(),
         });
         Producer { inner, partitioner }
     }
@@ -182,12 +191,20 @@ impl Producer {
         callback: impl FnOnce(Result<RecordMetadata, SendError>) + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
         let record = run_on_send(&self.inner.config.interceptors.0, record);
-        let appended = self.try_enqueue_now(record);
+        let appended = {
+            let mut tickets = self.inner.tickets.lock().unwrap();
+            // Only when no earlier call still waits to append.
+            let now = if tickets.0 == tickets.1 { self.try_enqueue_now(record) } else { Err(record) };
+            now.map_err(|record| {
+                tickets.0 += 1;
+                (record, tickets.0 - 1)
+            })
+        };
         let producer = self.clone();
         tokio::spawn(async move {
             let pending = match appended {
                 Ok(pending) => pending,
-                Err(record) => producer.enqueue(record).await,
+                Err((record, ticket)) => producer.enqueue_in_turn(record, ticket).await,
             };
             callback(producer.acknowledged(pending).await)
         })
@@ -219,6 +236,12 @@ impl Producer {
     /// Bytes of records held (for buffer.memory tests).
     pub fn buffer_used(&self) -> usize {
         self.inner.acc.lock().unwrap().buffer_used()
+    }
+
+    /// The most Produce requests this producer ever had outstanding to one
+    /// broker (bounded by max.in.flight.requests.per.connection).
+    pub fn peak_in_flight(&self) -> usize {
+        self.inner.acc.lock().unwrap().peak_node_in_flight()
     }
 
     /// The idempotent producer's id and epoch, once known.
@@ -265,6 +288,23 @@ impl Producer {
         }
     }
 
+    /// `enqueue` once every earlier ticket has appended (or failed).
+    async fn enqueue_in_turn(&self, record: ProducerRecord, ticket: u64) -> Result<oneshot::Receiver<Result<RecordMetadata, SendError>>, SendError> {
+        loop {
+            let notified = self.inner.turn.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.inner.tickets.lock().unwrap().1 == ticket {
+                break;
+            }
+            notified.await;
+        }
+        let result = self.enqueue(record).await;
+        self.inner.tickets.lock().unwrap().1 += 1;
+        self.inner.turn.notify_waiters();
+        result
+    }
+
     /// Partitions the record (waiting for metadata up to max.block.ms) and
     /// appends it (waiting for buffer space up to max.block.ms).
     async fn enqueue(&self, record: ProducerRecord) -> Result<oneshot::Receiver<Result<RecordMetadata, SendError>>, SendError> {
@@ -287,6 +327,7 @@ impl Producer {
                 Err((AppendRefused::Closed, _)) => return Err(definite("producer is closed", None)),
                 Err((AppendRefused::BufferFull, back)) => pending = back,
             }
+            // Batches become sendable at once while someone waits for space.
             inner.acc.lock().unwrap().space_wait_begin();
             inner.wake.notify_one();
             let waited = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), notified).await;
@@ -467,9 +508,11 @@ async fn run_sender(weak: Weak<Inner>, wake: Arc<Notify>) {
         let notified = wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let next_wakeup = sender_round(&inner);
+        let (next_wakeup, expired) = sender_round(&inner);
         let exit = inner.shutdown.load(Ordering::SeqCst) && inner.acc.lock().unwrap().is_empty();
-        inner.progress.notify_waiters();
+        if expired > 0 {
+            inner.progress.notify_waiters();
+        }
         drop(inner);
         if exit {
             return;
@@ -480,12 +523,13 @@ async fn run_sender(weak: Weak<Inner>, wake: Arc<Notify>) {
 }
 
 /// One pass of the sender: expiry, producer id, metadata, drains and
-/// requests. Returns when it next has something to do on its own.
-fn sender_round(inner: &Arc<Inner>) -> Option<Instant> {
+/// requests. Returns when it next has something to do on its own, and how
+/// many batches expired.
+fn sender_round(inner: &Arc<Inner>) -> (Option<Instant>, usize) {
     let now = Instant::now();
     inner.cluster.pool.close_idle();
     let mut acc = inner.acc.lock().unwrap();
-    acc.expire(now);
+    let expired = acc.expire(now);
     if acc.needs_producer_id() && !acc.is_empty() {
         inner.spawn_init_producer_id();
     }
@@ -528,7 +572,7 @@ fn sender_round(inner: &Arc<Inner>) -> Option<Instant> {
     for (node, addr, batches) in requests {
         tokio::spawn(send_produce(inner.clone(), node, addr, batches));
     }
-    next
+    (next, expired)
 }
 
 /// One Produce request with one batch per partition; reports each batch's

@@ -3,7 +3,7 @@
 //! send's partition even when the outcome is unknown.
 
 use super::{encode_value, tp_key, Event, Recorder, SendOutcome};
-use ksim_broker::client::{partition_for_key, Producer, ProducerConfig};
+use ksim_broker::client::{partition_for_key, Producer, ProducerConfig, ProducerRecord};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -44,13 +44,14 @@ pub async fn run(spec: ProducerSpec, bootstrap: Vec<SocketAddr>, rec: Arc<Record
         let key_idx = rng.random_range(0..spec.keys.max(1));
         let key = bytes::Bytes::from(format!("k{key_idx}"));
         let partition = partition_for_key(&key, spec.partitions);
-        let producer = producer.clone();
         let rec2 = rec.clone();
         let topic = spec.topic.clone();
         let process = spec.process;
         let invoke_t_ms = rec.now_ms();
-        tokio::spawn(async move {
-            let result = producer.send(&topic, Some(partition), Some(key), Some(encode_value(value))).await;
+        let record = ProducerRecord::new(topic.clone(), Some(key), Some(encode_value(value))).with_partition(partition);
+        // Appended now, in invocation order; concurrent sends may share a
+        // batch, and each callback gets its own record's offset.
+        producer.send_with_callback(record, move |result| {
             let outcome = match result {
                 Ok(md) => SendOutcome::Ok((md.offset >= 0).then_some(md.offset)),
                 Err(e) if e.indefinite => SendOutcome::Info(e.message.clone()),
