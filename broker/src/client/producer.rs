@@ -280,7 +280,7 @@ impl Producer {
         };
         let tp = (record.topic.clone(), partition);
         let (tx, rx) = oneshot::channel();
-        let pending = PendingRecord { key: record.key.clone(), value: record.value.clone(), timestamp: now_ms(), size, done: tx };
+        let pending = PendingRecord { key: record.key.clone(), value: record.value.clone(), timestamp: self.inner.config.clock.now_ms(), size, done: tx };
         match self.inner.append(tp, pending) {
             Ok(()) => Ok(Ok(rx)),
             // Partitioned once: the slow path keeps this choice.
@@ -315,7 +315,7 @@ impl Producer {
         let partitions = inner.wait_for_metadata(&record.topic, deadline).await?;
         let partition = self.choose_partition(&record, &partitions, size)?;
         let (tx, rx) = oneshot::channel();
-        let timestamp = now_ms();
+        let timestamp = inner.config.clock.now_ms();
         let mut pending = PendingRecord { key: record.key, value: record.value, timestamp, size, done: tx };
         let tp = (record.topic, partition);
         loop {
@@ -651,12 +651,4 @@ fn partition_outcome(inner: &Inner, resp: &ProduceResponse, (topic, partition): 
         message: p.error_message.as_ref().map(|m| m.to_string()),
         context: format!("produce to {topic}-{partition}"),
     }
-}
-
-/// Milliseconds since the epoch (simulated time under madsim).
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
