@@ -113,6 +113,27 @@ holds!(a_zombie_leader_cannot_acknowledge_acks_all_writes_alone, "zombie-leader-
 // Swarm testing: each seed its own subset of fault kinds, buggify on.
 holds!(acks_all_survives_swarm_random_fault_mixes_with_buggify, "swarm-acks-all.toml");
 
+// Without idempotence a retry after a lost answer (leader paused past
+// request.timeout.ms, or crashed after appending) writes the value again:
+// some seed shows a duplicate; acks=all still loses nothing.
+#[test]
+fn retries_without_idempotence_duplicate_values_when_leaders_change() {
+    let results = sweep(&path_of("idempotence-off-leader-changes.toml"));
+    assert!(violating(&results, "duplicate") > 0, "no duplicate over {FAST_SEEDS:?}");
+    assert_eq!(violating(&results, "lost-write"), 0);
+}
+
+// KIP-98/KIP-679: the default idempotent producer's retries carry their
+// producer id, epoch and sequence; the broker drops the copies, so under the
+// same faults no seed shows a duplicate (it is forbidden in the scenario).
+#[test]
+fn idempotent_producer_writes_each_value_once_when_leaders_change() {
+    let results = sweep(&path_of("idempotence-on-leader-changes.toml"));
+    assert!(results.iter().all(|r| r.ops > 100 && r.faults >= 1), "the workload and faults ran");
+    assert_eq!(violating(&results, "duplicate"), 0);
+    assert_eq!(violating(&results, "lost-write"), 0);
+}
+
 /// Every file in scenarios/fast has a sweep test above.
 #[test]
 fn every_fast_scenario_has_a_sweep_test() {

@@ -6,6 +6,7 @@ use super::clock::ClientClock;
 use super::error::ConfigError;
 use super::interceptor::ProducerInterceptor;
 use super::partitioner::{Partitioner, DEFAULT_PARTITIONER_CLASS, RANDOM_CLASS, ROUND_ROBIN_CLASS, UNIFORM_STICKY_CLASS};
+use kafka_protocol::records::Compression;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -23,6 +24,9 @@ pub struct NetworkConfig {
     /// Metadata older than this is refreshed before use
     /// (`metadata.max.age.ms`, default 300000).
     pub metadata_max_age_ms: u64,
+    /// A connection with nothing in flight for this long is closed and
+    /// reopened on next use (`connections.max.idle.ms`, default 540000).
+    pub connections_max_idle_ms: u64,
 }
 
 impl NetworkConfig {
@@ -32,11 +36,18 @@ impl NetworkConfig {
             request_timeout_ms: m.num("request.timeout.ms", 30_000)?,
             retry_backoff_ms: m.num("retry.backoff.ms", 100)?,
             metadata_max_age_ms: m.num("metadata.max.age.ms", 300_000)?,
+            connections_max_idle_ms: m.num("connections.max.idle.ms", 540_000)?,
         })
     }
 }
 
-const NETWORK_KEYS: &[&str] = &["client.id", "request.timeout.ms", "retry.backoff.ms", "metadata.max.age.ms"];
+const NETWORK_KEYS: &[&str] =
+    &["client.id", "request.timeout.ms", "retry.backoff.ms", "metadata.max.age.ms", "connections.max.idle.ms"];
+
+/// Kafka's `MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION_FOR_IDEMPOTENCE`: the
+/// broker keeps the metadata of the last 5 batches per producer and
+/// partition, so an idempotent producer may have at most 5 in flight.
+pub const MAX_IN_FLIGHT_FOR_IDEMPOTENCE: usize = 5;
 
 /// Producer settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,18 +57,39 @@ pub struct ProducerConfig {
     pub acks: i16,
     /// `retries`: how many times a failed produce is retried (default i32::MAX).
     pub retries: u32,
-    /// `delivery.timeout.ms`: upper bound on one send, retries included.
+    /// `delivery.timeout.ms` (KIP-91): upper bound on one send from the
+    /// moment it is appended, covering linger, waiting, in-flight time and
+    /// retries. At least `linger.ms + request.timeout.ms`.
     pub delivery_timeout_ms: u64,
-    /// `enable.idempotence`. Only `false` is implemented: when the key is
-    /// absent the producer runs non-idempotent (unlike Kafka 3.x's default of
-    /// true); an explicit `true` is a `ConfigError` until idempotence lands.
+    /// `enable.idempotence` after Kafka's post-processing: default true
+    /// (Kafka 3.0+, KIP-679), silently turned off when it was only
+    /// defaulted and `acks` is not all or `retries` is 0.
     pub enable_idempotence: bool,
-    /// `max.request.size`: a larger record batch fails without being sent.
+    /// `max.request.size`: a larger record fails without being sent, and
+    /// a Produce request carries at most this many batch bytes.
     pub max_request_size: usize,
-    /// `batch.size` (default 16384). Records are not batched yet; the
-    /// built-in partitioner moves keyless records to a new sticky partition
-    /// after this many bytes (KIP-794).
+    /// `batch.size` (default 16384): a partition's open batch is closed
+    /// (and sendable at once) when the next record would take it past this
+    /// many bytes; the built-in partitioner moves keyless records to a new
+    /// sticky partition after this many bytes (KIP-794).
     pub batch_size: usize,
+    /// `linger.ms` (Kafka 4.0 default 5): how long a batch that is not full
+    /// waits for more records before it is sendable.
+    pub linger_ms: u64,
+    /// `compression.type`: none, gzip, snappy, lz4 or zstd, applied per batch.
+    pub compression: Compression,
+    /// `buffer.memory` (default 32 MiB): bytes of records the producer holds
+    /// unacknowledged; a send beyond it waits for space.
+    pub buffer_memory: usize,
+    /// `max.block.ms` (default 60000): how long a send may wait for buffer
+    /// space or for the topic's metadata before it fails.
+    pub max_block_ms: u64,
+    /// `max.in.flight.requests.per.connection` (default 5): Produce requests
+    /// outstanding per broker connection.
+    pub max_in_flight: usize,
+    /// `retry.backoff.max.ms` (KIP-580, default 1000): the exponential
+    /// retry backoff starts at `retry.backoff.ms` and doubles up to this.
+    pub retry_backoff_max_ms: u64,
     /// `partitioner.ignore.keys` (default false, KIP-794): keyed records
     /// are partitioned like keyless ones by the built-in partitioner.
     pub partitioner_ignore_keys: bool,
@@ -139,6 +171,12 @@ const PRODUCER_KEYS: &[&str] = &[
     "batch.size",
     "partitioner.class",
     "partitioner.ignore.keys",
+    "linger.ms",
+    "compression.type",
+    "buffer.memory",
+    "max.block.ms",
+    "max.in.flight.requests.per.connection",
+    "retry.backoff.max.ms",
 ];
 
 impl Default for ProducerConfig {
@@ -161,10 +199,26 @@ impl ProducerConfig {
         if retries < 0 {
             return Err(r.invalid("retries", &retries.to_string(), "must be >= 0"));
         }
-        let enable_idempotence = r.bool("enable.idempotence", false)?;
-        if enable_idempotence {
-            return Err(ConfigError::NotImplemented { key: "enable.idempotence".into(), value: "true".into() });
+        let max_in_flight: usize = r.num("max.in.flight.requests.per.connection", 5)?;
+        if max_in_flight == 0 {
+            return Err(r.invalid("max.in.flight.requests.per.connection", "0", "must be >= 1"));
         }
+        let enable_idempotence = idempotence(&r, acks, retries, max_in_flight)?;
+        let compression = match r.get("compression.type").map(|v| v.trim().to_ascii_lowercase()) {
+            None => Compression::None,
+            Some(v) => match v.as_str() {
+                "none" => Compression::None,
+                "gzip" => Compression::Gzip,
+                "snappy" => Compression::Snappy,
+                "lz4" => Compression::Lz4,
+                "zstd" => Compression::Zstd,
+                _ => return Err(r.invalid("compression.type", &v, "expected none, gzip, snappy, lz4 or zstd")),
+            },
+        };
+        let network = NetworkConfig::parse(&r, "ksim-producer")?;
+        let linger_ms: u64 = r.num("linger.ms", 5)?;
+        let delivery_timeout_ms = delivery_timeout(&r, linger_ms, network.request_timeout_ms)?;
+        let retry_backoff_max_ms: u64 = r.num("retry.backoff.max.ms", 1000)?;
         let mut partitioner_ignore_keys = r.bool("partitioner.ignore.keys", false)?;
         let partitioner = match r.get("partitioner.class").map(|v| v.trim()) {
             None | Some("") | Some(DEFAULT_PARTITIONER_CLASS) => PartitionerChoice::BuiltIn,
@@ -180,13 +234,20 @@ impl ProducerConfig {
             }
         };
         Ok(ProducerConfig {
-            network: NetworkConfig::parse(&r, "ksim-producer")?,
+            // KIP-580: a max below the base backoff caps the base too.
+            retry_backoff_max_ms: retry_backoff_max_ms.max(1),
+            network,
             acks,
             retries: retries as u32,
-            delivery_timeout_ms: r.num("delivery.timeout.ms", 120_000)?,
+            delivery_timeout_ms,
             enable_idempotence,
             max_request_size: r.num("max.request.size", 1_048_576)?,
             batch_size: r.num("batch.size", 16_384)?,
+            linger_ms,
+            compression,
+            buffer_memory: r.num("buffer.memory", 33_554_432)?,
+            max_block_ms: r.num("max.block.ms", 60_000)?,
+            max_in_flight,
             partitioner_ignore_keys,
             partitioner,
             interceptors: Interceptors::default(),
@@ -220,6 +281,54 @@ impl ProducerConfig {
         self.clock = clock;
         self
     }
+}
+
+/// Kafka's `postProcessAndValidateIdempotenceConfigs` (4.x): idempotence is
+/// on unless turned off. With `enable.idempotence` set to true explicitly,
+/// `retries=0` or `acks` other than all is a `ConfigError`; when it was only
+/// defaulted, either silently turns it off (KIP-679, Kafka 3.2+). More than 5
+/// requests in flight per connection is an error whenever idempotence stays
+/// on (Kafka 4.0 made this an error for the defaulted case too).
+fn idempotence(r: &Reader<'_>, acks: i16, retries: i32, max_in_flight: usize) -> Result<bool, ConfigError> {
+    let configured = r.get("enable.idempotence").is_some();
+    if !r.bool("enable.idempotence", true)? {
+        return Ok(false);
+    }
+    if retries == 0 {
+        if configured {
+            return Err(r.invalid("enable.idempotence", "true", "the idempotent producer needs retries > 0"));
+        }
+        tracing::info!("idempotence disabled because retries is 0");
+        return Ok(false);
+    }
+    if acks != -1 {
+        if configured {
+            return Err(r.invalid("enable.idempotence", "true", "the idempotent producer needs acks=all"));
+        }
+        tracing::info!("idempotence disabled because acks is {acks}, not all");
+        return Ok(false);
+    }
+    if max_in_flight > MAX_IN_FLIGHT_FOR_IDEMPOTENCE {
+        let reason = format!("the idempotent producer needs at most {MAX_IN_FLIGHT_FOR_IDEMPOTENCE} (or enable.idempotence=false)");
+        return Err(r.invalid("max.in.flight.requests.per.connection", &max_in_flight.to_string(), &reason));
+    }
+    Ok(true)
+}
+
+/// Kafka's `configureDeliveryTimeout`: delivery.timeout.ms must cover
+/// linger.ms + request.timeout.ms; an explicit smaller value is an error, a
+/// defaulted one is raised to that sum.
+fn delivery_timeout(r: &Reader<'_>, linger_ms: u64, request_timeout_ms: u64) -> Result<u64, ConfigError> {
+    let floor = linger_ms.saturating_add(request_timeout_ms);
+    let value: u64 = r.num("delivery.timeout.ms", 120_000)?;
+    if value >= floor {
+        return Ok(value);
+    }
+    if r.get("delivery.timeout.ms").is_some() {
+        let reason = format!("must be >= linger.ms + request.timeout.ms = {floor}");
+        return Err(r.invalid("delivery.timeout.ms", &value.to_string(), &reason));
+    }
+    Ok(floor)
 }
 
 /// What a consumer does when it has no valid position (`auto.offset.reset`).
@@ -402,13 +511,50 @@ mod tests {
         assert!(ProducerConfig::from_map(&map(&[("linger.ms", "5"), ("whatever", "x")])).is_ok());
     }
 
+    // KIP-679 and ProducerConfig.postProcessAndValidateIdempotenceConfigs:
+    // on by default; a conflicting setting disables a defaulted idempotence
+    // silently and rejects an explicit one.
     #[test]
-    fn idempotence_true_is_not_implemented_yet_and_absent_means_false() {
-        let e = ProducerConfig::from_map(&map(&[("enable.idempotence", "true")])).unwrap_err();
-        assert!(matches!(e, ConfigError::NotImplemented { .. }), "{e}");
-        assert!(e.to_string().contains("enable.idempotence"));
-        assert!(!ProducerConfig::default().enable_idempotence);
-        assert!(ProducerConfig::from_map(&map(&[("enable.idempotence", "false")])).is_ok());
+    fn idempotence_defaults_on_and_conflicts_disable_or_reject_it_as_kafka_does() {
+        let idem = |pairs: &[(&str, &str)]| ProducerConfig::from_map(&map(pairs)).map(|c| c.enable_idempotence);
+        assert_eq!(idem(&[]), Ok(true));
+        assert_eq!(idem(&[("enable.idempotence", "false")]), Ok(false));
+        assert_eq!(idem(&[("enable.idempotence", "true")]), Ok(true));
+        assert_eq!(idem(&[("acks", "1")]), Ok(false));
+        assert_eq!(idem(&[("acks", "0")]), Ok(false));
+        assert_eq!(idem(&[("retries", "0")]), Ok(false));
+        assert_eq!(idem(&[("acks", "1"), ("enable.idempotence", "false")]), Ok(false));
+        for conflict in [("acks", "1"), ("retries", "0"), ("max.in.flight.requests.per.connection", "6")] {
+            let e = idem(&[conflict, ("enable.idempotence", "true")]).unwrap_err();
+            assert!(matches!(e, ConfigError::Invalid { .. }), "{conflict:?}: {e}");
+        }
+        // Kafka 4.x: more than 5 in flight is an error even when defaulted.
+        assert!(idem(&[("max.in.flight.requests.per.connection", "6")]).is_err());
+        assert_eq!(idem(&[("max.in.flight.requests.per.connection", "6"), ("enable.idempotence", "false")]), Ok(false));
+        assert_eq!(idem(&[("max.in.flight.requests.per.connection", "6"), ("acks", "1")]), Ok(false));
+    }
+
+    // KafkaProducer.configureDeliveryTimeout (KIP-91).
+    #[test]
+    fn delivery_timeout_must_cover_linger_and_request_timeout() {
+        let c = ProducerConfig::from_map(&map(&[("request.timeout.ms", "200000")])).unwrap();
+        assert_eq!(c.delivery_timeout_ms, 200_005, "a defaulted delivery.timeout.ms is raised");
+        let e = ProducerConfig::from_map(&map(&[("delivery.timeout.ms", "1000"), ("request.timeout.ms", "5000")])).unwrap_err();
+        assert!(e.to_string().contains("delivery.timeout.ms"), "{e}");
+    }
+
+    #[test]
+    fn batching_settings_follow_kafka_4_defaults_and_parse() {
+        let c = ProducerConfig::default();
+        assert_eq!((c.linger_ms, c.buffer_memory, c.max_block_ms, c.max_in_flight), (5, 33_554_432, 60_000, 5));
+        assert_eq!((c.compression, c.retry_backoff_max_ms, c.delivery_timeout_ms), (Compression::None, 1000, 120_000));
+        for (name, want) in [("gzip", Compression::Gzip), ("snappy", Compression::Snappy), ("lz4", Compression::Lz4), ("zstd", Compression::Zstd)] {
+            assert_eq!(ProducerConfig::from_map(&map(&[("compression.type", name)])).unwrap().compression, want);
+        }
+        let e = ProducerConfig::from_map(&map(&[("compression.type", "brotli")])).unwrap_err();
+        assert!(e.to_string().contains("compression.type"), "{e}");
+        let e = ProducerConfig::from_map(&map(&[("max.in.flight.requests.per.connection", "0")])).unwrap_err();
+        assert!(e.to_string().contains("max.in.flight"), "{e}");
     }
 
     // KIP-794 keys and Kafka's partitioner class names.

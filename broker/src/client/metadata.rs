@@ -67,7 +67,9 @@ impl Cluster {
         self.state.lock().unwrap().stale = true;
     }
 
-    fn needs_refresh(&self, topic: &str) -> bool {
+    /// Whether a lookup of `topic` would refresh first (unknown topic,
+    /// stale, or older than metadata.max.age.ms).
+    pub fn needs_refresh(&self, topic: &str) -> bool {
         let st = self.state.lock().unwrap();
         let max_age = Duration::from_millis(self.pool.config().metadata_max_age_ms);
         st.stale
@@ -193,6 +195,25 @@ impl Cluster {
             .get(topic)
             .cloned()
             .ok_or_else(|| ClientError::UnknownTopicOrPartition { topic: topic.to_string(), partition: -1 })
+    }
+
+    /// The partitions of a topic as last seen, without refreshing.
+    pub fn cached_partitions(&self, topic: &str) -> Option<Vec<PartitionMeta>> {
+        self.state.lock().unwrap().topics.get(topic).cloned()
+    }
+
+    /// A partition's leader as last seen, without refreshing; `None` when
+    /// the topic, partition, leader or its address is unknown.
+    pub fn cached_leader(&self, topic: &str, partition: i32) -> Option<Leader> {
+        let st = self.state.lock().unwrap();
+        let p = st.topics.get(topic)?.get(usize::try_from(partition).ok()?)?;
+        let addr = *st.brokers.get(&p.leader)?;
+        Some(Leader { node_id: p.leader, addr, leader_epoch: p.leader_epoch })
+    }
+
+    /// Refreshes now if `topic` needs it (see `needs_refresh`).
+    pub async fn refresh_if_needed(&self, topic: &str) -> Result<(), ClientError> {
+        self.ensure_fresh(topic).await
     }
 
     /// The current leader of a partition (refreshing first if needed).

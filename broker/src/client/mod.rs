@@ -11,17 +11,25 @@
 //! - [`error`]: `ConfigError`, `ClientError`, `SendError` and the produce
 //!   error classification (definite failure vs unknown outcome).
 //! - [`network`]: one multiplexed connection per broker (writer and reader
-//!   tasks, correlation ids, request timeouts, lazy reconnect).
+//!   tasks, correlation ids, request timeouts, lazy reconnect, closing
+//!   after connections.max.idle.ms).
 //! - [`metadata`]: brokers and partition leaders from Metadata v12, with
 //!   refresh on stale-leader errors and on a max-age timer.
 //! - [`partitioner`]: Kafka's murmur2, the built-in sticky partitioner
 //!   (KIP-480/794), round-robin, random and the `Partitioner` trait.
 //! - [`interceptor`]: `ProducerRecord` and Kafka's `ProducerInterceptor`.
-//! - [`producer`]: record batch v2 + Produce v9, retries, delivery timeout.
+//! - [`accumulator`]: Kafka's RecordAccumulator as state (batches per
+//!   partition, linger, batch.size, buffer.memory, drains, retries with
+//!   KIP-580 backoff, delivery.timeout.ms) and the idempotent producer's
+//!   sequence numbers, epoch bumps and unresolved partitions.
+//! - [`producer`]: `Producer` (send, send_with_callback, flush, close) and
+//!   its sender task: InitProducerId, Produce v9 requests per broker with
+//!   max.in.flight, compression, metadata refresh.
 //! - [`consumer`]: positions, Fetch v12 to every leader, offset reset via
 //!   ListOffsets, `end_offsets`.
 //! - [`admin`]: CreateTopics v7 and waiting for leaders.
 
+pub mod accumulator;
 pub mod admin;
 pub mod clock;
 pub mod config;

@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// Requests queued for one connection's writer at most.
 pub const MAX_QUEUED_REQUESTS: usize = 1024;
@@ -60,6 +61,8 @@ struct InFlightTable {
 struct Shared {
     addr: SocketAddr,
     inflight: Mutex<InFlightTable>,
+    /// When a request last started or finished (connections.max.idle.ms).
+    last_used: Mutex<Instant>,
 }
 
 impl Shared {
@@ -109,7 +112,7 @@ impl Connection {
             Err(_) => return Err(not_sent("connect timed out".into())),
         };
         let (read_half, write_half) = tokio::io::split(stream);
-        let shared = Arc::new(Shared { addr, inflight: Mutex::new(InFlightTable::default()) });
+        let shared = Arc::new(Shared { addr, inflight: Mutex::new(InFlightTable::default()), last_used: Mutex::new(Instant::now()) });
         let (queue, rx) = mpsc::channel(MAX_QUEUED_REQUESTS);
         let writer = tokio::spawn(write_loop(shared.clone(), write_half, rx, client_id));
         let reader = tokio::spawn(read_loop(shared.clone(), read_half));
@@ -118,6 +121,12 @@ impl Connection {
 
     pub fn is_closed(&self) -> bool {
         self.shared.is_closed() || self.writer.is_finished() || self.reader.is_finished()
+    }
+
+    /// Idle: nothing in flight since `max_idle` ago.
+    fn is_idle(&self, now: Instant, max_idle: Duration) -> bool {
+        self.shared.inflight.lock().unwrap().by_correlation_id.is_empty()
+            && *self.shared.last_used.lock().unwrap() + max_idle <= now
     }
 
     /// Closes the connection: in-flight requests fail (maybe sent), queued
@@ -135,10 +144,13 @@ impl Connection {
         let api_key = request.api_key;
         let (reply, rx) = oneshot::channel();
         let out = Outgoing { request, reply };
+        *self.shared.last_used.lock().unwrap() = Instant::now();
         if self.queue.try_send(out).is_err() {
             return Err(self.shared.network_error("connection closed or its queue is full", false));
         }
-        match tokio::time::timeout(timeout, rx).await {
+        let answer = tokio::time::timeout(timeout, rx).await;
+        *self.shared.last_used.lock().unwrap() = Instant::now();
+        match answer {
             Ok(Ok(r)) => r,
             // The writer dropped the request unwritten (the connection closed).
             Ok(Err(_)) => Err(self.shared.network_error("connection closed before the request was written", false)),
@@ -235,7 +247,28 @@ impl Pool {
         &self.config
     }
 
+    /// Closes connections idle for connections.max.idle.ms (Kafka's
+    /// Selector does this as it polls); the next use reopens them.
+    pub fn close_idle(&self) {
+        let max_idle = Duration::from_millis(self.config.connections_max_idle_ms);
+        let now = Instant::now();
+        let mut conns = self.connections.lock().unwrap();
+        let idle: Vec<SocketAddr> = conns.iter().filter(|(_, c)| c.is_closed() || c.is_idle(now, max_idle)).map(|(a, _)| *a).collect();
+        for addr in idle {
+            if let Some(c) = conns.remove(&addr) {
+                tracing::debug!(%addr, "closing idle connection");
+                c.close("idle for connections.max.idle.ms");
+            }
+        }
+    }
+
+    /// Open connections (for tests of idle closing).
+    pub fn open_connections(&self) -> usize {
+        self.connections.lock().unwrap().values().filter(|c| !c.is_closed()).count()
+    }
+
     async fn connection(&self, addr: SocketAddr) -> Result<Arc<Connection>, ClientError> {
+        self.close_idle();
         if let Some(c) = self.connections.lock().unwrap().get(&addr) {
             if !c.is_closed() {
                 return Ok(c.clone());

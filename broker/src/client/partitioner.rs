@@ -34,10 +34,8 @@ pub const UNIFORM_STICKY_CLASS: &str = "org.apache.kafka.clients.producer.Unifor
 /// of the topic, numbered from 0). Returning a partition outside
 /// `0..partitions` fails the send without sending it.
 ///
-/// Kafka's `onNewBatch` hook is left out on purpose: this producer sends
-/// one record per request, so every record would be a new batch, and
-/// calling it is what makes Kafka's RoundRobinPartitioner skip partitions
-/// (KAFKA-9965).
+/// Kafka's `onNewBatch` hook is left out on purpose: calling it is what
+/// makes Kafka's RoundRobinPartitioner skip partitions (KAFKA-9965).
 pub trait Partitioner: Send + Sync {
     fn partition(&self, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>, partitions: i32) -> i32;
 }
@@ -146,15 +144,15 @@ impl Partitioner for RandomPartitioner {
 /// - Keyless records: one sticky partition per topic (KIP-480). Each record's
 ///   bytes are counted toward it; once `batch.size` bytes went there, the
 ///   next record goes to a new partition drawn at random among those with a
-///   leader. Kafka counts bytes appended to its batches; this producer sends
-///   one record per request, so it counts each record's bytes as it is
-///   assigned, which is where Kafka would have appended it.
+///   leader. Kafka counts bytes appended to its batches; this one counts
+///   each record's estimated size as it is assigned, which is where the
+///   producer appends it.
 ///
 /// Differences from Kafka, on purpose: a switch never re-draws the current
 /// partition when another one is available (Kafka 3.3's draw may, the
 /// KIP-480 cache did not), so a switch is always visible; adaptive
 /// partitioning by broker queue size (`partitioner.adaptive.partitioning.enable`)
-/// is not modelled since there are no queues.
+/// is not modelled.
 #[derive(Debug)]
 pub struct BuiltInPartitioner {
     /// `batch.size`: bytes a sticky partition takes before the switch.

@@ -3,7 +3,7 @@
 //! send's partition even when the outcome is unknown.
 
 use super::{encode_value, tp_key, ClientControl, Recorder, SendOutcome};
-use ksim_broker::client::{partition_for_key, Producer, ProducerConfig};
+use ksim_broker::client::{partition_for_key, Producer, ProducerConfig, ProducerRecord};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -47,13 +47,14 @@ pub async fn run(spec: ProducerSpec, bootstrap: Vec<SocketAddr>, rec: Arc<Record
         let key_name = format!("k{key_idx}");
         let key = bytes::Bytes::from(key_name.clone());
         let partition = partition_for_key(&key, spec.partitions);
-        let producer = producer.clone();
         let rec2 = rec.clone();
         let topic = spec.topic.clone();
         let process = spec.process;
         rec.invoke_send(process, tp_key(&topic, partition), Some(key_name), value);
-        tokio::spawn(async move {
-            let result = producer.send(&topic, Some(partition), Some(key), Some(encode_value(value))).await;
+        let record = ProducerRecord::new(topic, Some(key), Some(encode_value(value))).with_partition(partition);
+        // Appended now, in invocation order; concurrent sends may share a
+        // batch, and each callback gets its own record's offset.
+        producer.send_with_callback(record, move |result| {
             let outcome = match result {
                 Ok(md) => SendOutcome::Ok((md.offset >= 0).then_some(md.offset)),
                 Err(e) if e.indefinite => SendOutcome::Info(e.message.clone()),
