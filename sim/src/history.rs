@@ -141,6 +141,24 @@ impl Op {
             .collect()
     }
 
+    /// The sends of this op (a send or txn), with its completion type.
+    pub fn send_views(&self) -> Vec<SendView<'_>> {
+        self.micro_ops()
+            .iter()
+            .filter_map(|m| match decode_micro(m) {
+                Ok(Micro::Send { partition, value, offset }) => Some(SendView {
+                    process: self.process,
+                    t_ms: self.t_ms,
+                    op_type: self.op_type,
+                    partition,
+                    value,
+                    offset,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn micro_ops(&self) -> &[Value] {
         match (self.f.as_str(), &self.value) {
             ("send" | "poll" | "txn", Value::Array(items)) => items,
@@ -231,19 +249,7 @@ impl History {
 
     /// Every send micro-operation, with its op's completion type.
     pub fn sends(&self) -> impl Iterator<Item = SendView<'_>> {
-        self.ops.iter().flat_map(|op| {
-            op.micro_ops().iter().filter_map(move |m| match decode_micro(m) {
-                Ok(Micro::Send { partition, value, offset }) => Some(SendView {
-                    process: op.process,
-                    t_ms: op.t_ms,
-                    op_type: op.op_type,
-                    partition,
-                    value,
-                    offset,
-                }),
-                _ => None,
-            })
-        })
+        self.ops.iter().flat_map(Op::send_views)
     }
 
     /// What every ok poll read, per partition. Polls of fail/info ops are

@@ -3,10 +3,10 @@
 
 use crate::checker;
 use crate::cluster::{client_ip, Cluster, ClusterSpec};
-use crate::faults::{self, FaultLogEntry};
+use crate::faults::{self, FaultEvent, FaultLogEntry};
 use crate::history::History;
 use crate::observations::{Observed, RunObserver};
-use crate::report::{SeedResult, Verdict};
+use crate::report::{SeedArtifacts, SeedResult, Verdict};
 use crate::scenario::Scenario;
 use crate::trace::TraceHasher;
 use crate::workload::{self, consumer, producer, Event, Recorder};
@@ -26,10 +26,14 @@ pub const SETUP_TIMEOUT_MS: u64 = 60_000;
 pub struct RunOutput {
     pub events: Vec<Event>,
     pub faults: Vec<FaultLogEntry>,
+    /// The schedule the injector ran (targets as written, before
+    /// resolution), so reports can name each fault window's target.
+    pub fault_schedule: Vec<FaultEvent>,
     pub sim_ms: u64,
     /// The final reader reached the end of every partition.
     pub final_reads_complete: bool,
-    /// What brokers reported about their replicas, in order.
+    /// What brokers reported about their replicas, in order, stamped in
+    /// ms since the main phase began (the history's clock).
     pub observations: Vec<Observed>,
     /// Observations over the bound (not kept).
     pub observations_dropped: u64,
@@ -83,6 +87,13 @@ pub fn judge(scenario: &Scenario, seed: u64, out: RunOutput, wall_ms: u64) -> Se
     if out.observations_dropped > 0 {
         result.notes.push(format!("{} broker observations over the bound were not checked", out.observations_dropped));
     }
+    result.artifacts = Some(Arc::new(SeedArtifacts {
+        observations: out.observations,
+        observations_dropped: out.observations_dropped,
+        fault_log: out.faults,
+        fault_schedule: out.fault_schedule,
+        final_reads_complete: out.final_reads_complete,
+    }));
     result
 }
 
@@ -217,6 +228,7 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
         }
     }
     let events = faults::schedule(&sc, &mut rng);
+    let fault_schedule = events.clone();
     let fault_log = faults::inject(&cluster, events, sc.run.heal_ms.min(duration_ms), &mut rng, start).await;
     for j in joins {
         let _ = j.await;
@@ -237,10 +249,11 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
         .spawn(consumer::final_poll(spec, bootstrap.clone(), rec.clone(), deadline_ms))
         .await
         .unwrap_or(false);
-    let (observations, observations_dropped) = observer.take();
+    let (observations, observations_dropped) = observer.take_since(start);
     Ok(RunOutput {
         events: rec.take(),
         faults: fault_log,
+        fault_schedule,
         sim_ms: rec.now_ms(),
         final_reads_complete: complete,
         observations,
