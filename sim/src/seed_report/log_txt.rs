@@ -12,9 +12,9 @@
 //!   first live replica applied it), `ELECTED` a broker became leader in an
 //!   epoch, `TRUNCATE` a replica cut its log, `OPEN` a replica was
 //!   recovered by a (re)started broker, `OFFLINE` its log dir failed;
-//! - `OPS` once per second with something in it: sends by outcome (and
-//!   the commonest errors), polls and records read, each partition's HW as
-//!   its leader reports it;
+//! - `OPS` once per second of the workload (and after, when something
+//!   happened): sends by outcome (and the commonest errors), polls and
+//!   records read, each partition's HW as its leader reports it;
 //! - `ANOMALOUS` an operation some checker flagged, with the keys;
 //! - `ASSIGN`, `REBALANCE`, `CLIENT` other client operations.
 //!
@@ -162,10 +162,9 @@ fn observation_lines(r: &SeedReport<'_>, lines: &mut Vec<(u64, String)>) {
             }
             ObsEvent::BecameLeader { epoch } => Some(format!("ELECTED broker {b} leads {p} in epoch {epoch}")),
             ObsEvent::Truncate { to } => Some(format!("TRUNCATE broker {b} {p} to offset {to}")),
-            ObsEvent::Opened { log_start, log_end, hw, .. } => Some(format!(
-                "OPEN broker {b} (process start {}) {p}: log [{log_start}, {log_end}), HW {hw}",
-                o.obs.incarnation
-            )),
+            ObsEvent::Opened { log_start, log_end, hw, .. } => {
+                Some(format!("OPEN broker {b} {p}: recovered log [{log_start}, {log_end}), HW {hw}"))
+            }
             ObsEvent::Offline { dir } => Some(format!("OFFLINE broker {b} {p}: log dir {dir} failed")),
             _ => None,
         };
@@ -238,7 +237,8 @@ fn op_lines(r: &SeedReport<'_>, lines: &mut Vec<(u64, String)>) {
             leader.iter().filter_map(|(p, &b)| hw.get(&(p.clone(), b)).map(|&v| (p.clone(), v))).collect();
         let empty = Second::default();
         let s = seconds.get(&sec).unwrap_or(&empty);
-        if s.is_empty() && now == shown_hw {
+        // Quiet seconds show while the workload runs (a stall is news).
+        if s.is_empty() && now == shown_hw && end > r.duration_ms {
             continue;
         }
         let mut line = format!("OPS {}–{}s: sends {} ok, {} fail, {} info", sec, sec + 1, s.ok, s.fail, s.info);

@@ -73,12 +73,16 @@ fn draw(
                 None => {}
             }
         }
-        let mut first = true;
-        for run in runs.into_iter().filter(|r| !r.is_empty()) {
-            let drawn = chart.draw_series(LineSeries::new(run, style))?;
-            if std::mem::take(&mut first) {
-                drawn.label(s.name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
-            }
+        // The legend entry, on an empty series (the series may be all dots).
+        chart
+            .draw_series(LineSeries::new(Vec::<(f64, f64)>::new(), style))?
+            .label(s.name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+        // A point between two gaps is a dot (a one-point line draws nothing).
+        let dots: Vec<(f64, f64)> = runs.iter().filter(|r| r.len() == 1).map(|r| r[0]).collect();
+        chart.draw_series(dots.into_iter().map(|p| Circle::new(p, 3, colour.filled())))?;
+        for run in runs.into_iter().filter(|r| r.len() > 1) {
+            chart.draw_series(LineSeries::new(run, style))?;
         }
     }
     chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).position(SeriesLabelPosition::UpperRight).draw()?;

@@ -79,12 +79,10 @@ struct Segment {
 /// Per partition, leader segments and ISR-change times (with the ISR).
 fn partition_history(r: &SeedReport<'_>) -> BTreeMap<String, (Vec<Segment>, Vec<(u64, Vec<i32>)>)> {
     let mut out: BTreeMap<String, (Vec<Segment>, Vec<(u64, Vec<i32>)>)> = BTreeMap::new();
-    let mut epoch_of: BTreeMap<(String, i32), i32> = BTreeMap::new();
     for o in r.observations {
         let p = format!("{}/{}", o.obs.topic, o.obs.partition);
         match &o.obs.event {
             ObsEvent::BecameLeader { epoch } => {
-                epoch_of.insert((p.clone(), o.obs.broker), *epoch);
                 let (segs, _) = out.entry(p).or_default();
                 match segs.last_mut() {
                     Some(s) if s.leader == o.obs.broker => s.epoch = Some(*epoch),
@@ -102,12 +100,8 @@ fn partition_history(r: &SeedReport<'_>) -> BTreeMap<String, (Vec<Segment>, Vec<
                             s.isr = isr.clone();
                         }
                     }
-                    _ => segs.push(Segment {
-                        from_ms: o.t_ms,
-                        leader: *leader,
-                        epoch: epoch_of.get(&(p, *leader)).copied(),
-                        isr: isr.clone(),
-                    }),
+                    // The epoch shows once the new leader says it took over.
+                    _ => segs.push(Segment { from_ms: o.t_ms, leader: *leader, epoch: None, isr: isr.clone() }),
                 }
             }
             _ => {}
@@ -238,7 +232,18 @@ pub fn render(r: &SeedReport<'_>) -> String {
         t += step;
     }
     svg.push_str("</g>\n");
-    // Fault windows across every lane.
+    for (i, lane) in lanes.iter().enumerate() {
+        let y = AXIS_H + LANE_H * i as f64;
+        let _ = writeln!(
+            svg,
+            "<g class=\"lane {}\" transform=\"translate(0 {y:.0})\"><rect class=\"lane-bg\" x=\"{LABEL_W}\" y=\"0\" width=\"{PLOT_W}\" height=\"{LANE_H}\"/><text class=\"label\" x=\"4\" y=\"{}\">{}</text>{}</g>",
+            lane.class,
+            LANE_H - 8.0,
+            esc(&lane.label),
+            lane.body
+        );
+    }
+    // Fault windows across every lane, over them (they ignore the pointer).
     svg.push_str("<g class=\"faults\">");
     for w in r.windows.iter().filter(|w| !w.nodes.is_empty()) {
         let (x0, x1) = (sc.x(w.start_ms), sc.x(w.end_ms));
@@ -252,17 +257,6 @@ pub fn render(r: &SeedReport<'_>) -> String {
         );
     }
     svg.push_str("</g>\n");
-    for (i, lane) in lanes.iter().enumerate() {
-        let y = AXIS_H + LANE_H * i as f64;
-        let _ = writeln!(
-            svg,
-            "<g class=\"lane {}\" transform=\"translate(0 {y:.0})\"><rect class=\"lane-bg\" x=\"{LABEL_W}\" y=\"0\" width=\"{PLOT_W}\" height=\"{LANE_H}\"/><text class=\"label\" x=\"4\" y=\"{}\">{}</text>{}</g>",
-            lane.class,
-            LANE_H - 8.0,
-            esc(&lane.label),
-            lane.body
-        );
-    }
     svg.push_str("</svg>\n");
     page(r, &svg, &shown)
 }
