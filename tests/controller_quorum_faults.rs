@@ -14,15 +14,15 @@ fn scenario() -> Scenario {
     s.faults.random = None;
     s.faults.at.clear();
     for (at_ms, kind) in [(6_000, FaultKind::Crash), (14_000, FaultKind::PowerLoss), (22_000, FaultKind::Partition)] {
-        s.faults.at.push(FaultAt { at_ms, kind, target: Target::ActiveController, duration_ms: Some(5_000) });
+        s.faults.at.push(FaultAt::new(at_ms, kind, Target::ActiveController, Some(5_000)));
     }
     // A broker crash after the controller failovers still moves leadership.
-    s.faults.at.push(FaultAt {
-        at_ms: 26_000,
-        kind: FaultKind::Crash,
-        target: Target::Leader { topic: "events".into(), partition: 0 },
-        duration_ms: Some(3_000),
-    });
+    s.faults.at.push(FaultAt::new(
+        26_000,
+        FaultKind::Crash,
+        Target::Leader { topic: "events".into(), partition: 0 },
+        Some(3_000),
+    ));
     s
 }
 

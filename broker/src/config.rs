@@ -78,6 +78,10 @@ pub mod defaults {
     pub const CLEANER_BACKOFF_MS: u64 = 15_000;
     pub const AUTO_LEADER_REBALANCE_ENABLE: bool = true;
     pub const LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS: u64 = 300;
+    /// `producer.id.expiration.ms`: idle idempotent producers are forgotten.
+    pub const PRODUCER_ID_EXPIRATION_MS: i64 = crate::log::producer_state::PRODUCER_ID_EXPIRATION_MS_DEFAULT;
+    /// `producer.id.expiration.check.interval.ms`.
+    pub const PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS: u64 = crate::log::producer_state::PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS_DEFAULT;
 }
 
 /// What a topic config's value must look like.
@@ -115,6 +119,9 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef { name: "index.interval.bytes", broker_synonym: "log.index.interval.bytes", default: "4096", kind: ConfigKind::Long { min: 0, max: i32::MAX as i64 } },
     TopicConfigDef { name: "max.message.bytes", broker_synonym: "message.max.bytes", default: "1048588", kind: ConfigKind::Long { min: 0, max: i32::MAX as i64 } },
     TopicConfigDef { name: "min.insync.replicas", broker_synonym: "min.insync.replicas", default: "1", kind: ConfigKind::Long { min: 1, max: i32::MAX as i64 } },
+    // Kafka has producer.id.expiration.ms as a broker setting only; ksim
+    // also takes it per topic.
+    TopicConfigDef { name: "producer.id.expiration.ms", broker_synonym: "producer.id.expiration.ms", default: "86400000", kind: ConfigKind::Long { min: 1, max: i32::MAX as i64 } },
     TopicConfigDef { name: "retention.bytes", broker_synonym: "log.retention.bytes", default: "-1", kind: ConfigKind::Long { min: i64::MIN, max: i64::MAX } },
     TopicConfigDef { name: "retention.ms", broker_synonym: "log.retention.ms", default: "604800000", kind: ConfigKind::Long { min: -1, max: i64::MAX } },
     // Kafka's minimum segment size is 14 bytes (one empty v2 batch would not fit).
@@ -225,6 +232,9 @@ pub struct TopicSettings {
     /// `delete.retention.ms`: tombstones older than this are compacted away.
     pub delete_retention_ms: i64,
     pub index_interval_bytes: u64,
+    /// `producer.id.expiration.ms`: a producer idle this long (by its last
+    /// batch's max timestamp) loses its state on this partition.
+    pub producer_id_expiration_ms: i64,
 }
 
 impl TopicSettings {
@@ -286,6 +296,8 @@ impl TopicSettings {
                 .unwrap_or(defaults::DELETE_RETENTION_MS),
             index_interval_bytes: pick_u64("index.interval.bytes", "log.index.interval.bytes")
                 .unwrap_or(defaults::LOG_INDEX_INTERVAL_BYTES),
+            producer_id_expiration_ms: pick_i64("producer.id.expiration.ms", "producer.id.expiration.ms")
+                .unwrap_or(defaults::PRODUCER_ID_EXPIRATION_MS),
         }
     }
 }

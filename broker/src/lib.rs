@@ -12,13 +12,16 @@
 //! - [`log`]: record batch v2 parsing and CRC-32C validation, segmented
 //!   partition logs with an offset index, the leader-epoch cache, crash
 //!   recovery that truncates a torn or corrupt tail, retention, the log
-//!   cleaner (compaction) and batch re-encoding (recompression).
+//!   cleaner (compaction), batch re-encoding (recompression) and the
+//!   idempotent producers' state (`log::producer_state`: duplicate, gap and
+//!   epoch checks before a leader append, snapshots at segment roll).
 //! - [`protocol`]: Kafka wire framing (4-byte size prefix), request/response
 //!   headers and the codec glue around the `kafka-protocol` crate.
 //! - [`config`]: broker/topic/client settings under Kafka's own names.
 //! - [`api`]: one file per Kafka API the broker answers (ApiVersions,
 //!   Metadata, CreateTopics, CreatePartitions, DescribeConfigs,
-//!   IncrementalAlterConfigs, Produce, Fetch, ListOffsets).
+//!   IncrementalAlterConfigs, Produce, Fetch, ListOffsets, InitProducerId
+//!   with producer id blocks from the controller, KIP-730).
 //! - [`replica`]: the partition replication state machine — leader and
 //!   follower roles, ISR, high watermark, acks=all completion — free of I/O.
 //! - [`controller`]: the metadata controller quorum: its own Raft
@@ -30,7 +33,8 @@
 //!   (appends, truncations, HW, epochs, offline dirs) for the harness's
 //!   broker-side checkers.
 //! - [`server`]: the broker process: listener, connections, dispatch to
-//!   `api`, follower fetchers, controller heartbeats.
+//!   `api`, follower fetchers, controller heartbeats, and the buggify
+//!   fault points (`server::buggify`) the harness can switch on.
 //! - [`client`]: producer, assign-mode consumer and admin clients speaking
 //!   the wire protocol (see its own `# Layout`).
 

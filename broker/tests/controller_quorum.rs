@@ -16,17 +16,7 @@ use std::time::Duration;
 
 const BROKERS: usize = 3;
 const CONTROLLERS: usize = 3;
-/// Bound on waiting for any condition (simulated).
-const WAIT_MAX_MS: u64 = 30_000;
-const POLL_MS: u64 = 100;
-
-fn broker_addr(i: usize) -> SocketAddr {
-    format!("10.0.1.{}:9092", i + 1).parse().unwrap()
-}
-
-fn controller_addr(i: usize) -> SocketAddr {
-    format!("10.0.2.{}:9093", i + 1).parse().unwrap()
-}
+use common::{broker_addr, controller_addr, wait_until, POLL_MS};
 
 struct Cluster {
     controllers: Vec<ControllerNode>,
@@ -44,14 +34,7 @@ fn start_cluster() -> Cluster {
 impl Cluster {
     /// Running controllers that report leading, highest term first.
     fn active(&self, up: &[bool]) -> Option<(usize, u64)> {
-        (0..CONTROLLERS)
-            .filter(|&i| up[i])
-            .filter_map(|i| {
-                let st = *self.controllers[i].status.lock().unwrap();
-                st.leader.then_some((st.term, i))
-            })
-            .max()
-            .map(|(t, i)| (i, t))
+        common::active_controller(&self.controllers, up)
     }
 
     fn image(&self, i: usize) -> MetadataImage {
@@ -59,15 +42,6 @@ impl Cluster {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap(),
             Err(_) => MetadataImage::default(),
         }
-    }
-}
-
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let mut waited = 0;
-    while !cond() {
-        assert!(waited < WAIT_MAX_MS, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
-        waited += POLL_MS;
     }
 }
 

@@ -11,8 +11,10 @@ use ksim_broker::controller::{run_controller, ControllerConfig, RaftStatus, IMAG
 use ksim_broker::observe::Observer;
 use ksim_broker::server::{run_broker, BrokerConfig};
 use ksim_broker::storage::{DiskFaults, SimDisk, Storage};
+use crate::workload::{ClientControl, Recorder};
 use madsim::runtime::{Handle, NodeHandle};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Kafka's client port.
@@ -33,6 +35,53 @@ pub struct ServerNode {
     pub raft_status: Option<Arc<Mutex<RaftStatus>>>,
 }
 
+/// One simulated machine running a workload client (producer or
+/// consumer). Its process can crash and restart; each start is a new
+/// process id in the history (DESIGN.md: a crashed client gets a new one).
+pub struct ClientNode {
+    pub name: String,
+    pub node: NodeHandle,
+    /// False between a crash and the restart.
+    pub up: bool,
+    /// What client faults change (clock, stalls); outlives restarts.
+    pub control: Arc<ClientControl>,
+    incarnation: Arc<Mutex<Incarnation>>,
+    recorder: Arc<Recorder>,
+}
+
+/// The client's current process.
+#[derive(Debug, Default)]
+struct Incarnation {
+    process: u64,
+    /// Processes started on this node so far.
+    starts: u32,
+    /// The current process's workload returned.
+    finished: bool,
+}
+
+/// Hands out client process ids: the initial clients take 0.. in order,
+/// restarts and the final reader take the next free one.
+#[derive(Debug, Default)]
+pub struct ProcessIds(AtomicU64);
+
+impl ProcessIds {
+    pub fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+impl ClientNode {
+    /// The history's process id of the running (or last) process.
+    pub fn process(&self) -> u64 {
+        self.incarnation.lock().unwrap().process
+    }
+
+    /// The current process's workload has returned.
+    pub fn finished(&self) -> bool {
+        self.up && self.incarnation.lock().unwrap().finished
+    }
+}
+
 pub struct Cluster {
     pub handle: Handle,
     pub controllers: Vec<ServerNode>,
@@ -40,6 +89,10 @@ pub struct Cluster {
     pub brokers: Vec<ServerNode>,
     /// Every broker's `log.dirs` (`/data0` … `/dataN-1`).
     pub log_dirs: Vec<String>,
+    /// Producer processes, `producer:N` = index N.
+    pub producers: Vec<ClientNode>,
+    /// Assign-mode consumer processes, `consumer:N` = index N.
+    pub consumers: Vec<ClientNode>,
 }
 
 /// Inputs to build a cluster (from the scenario's `[cluster]`).
@@ -139,7 +192,97 @@ impl Cluster {
                 ServerNode { name, node, disk, addr, up: true, raft_status: None }
             })
             .collect();
-        Cluster { handle, controllers, brokers, log_dirs }
+        Cluster { handle, controllers, brokers, log_dirs, producers: Vec::new(), consumers: Vec::new() }
+    }
+
+    /// Starts a client machine at `ip` whose process runs `workload(process
+    /// id)`, again (with a fresh id from `ids`) after every restart.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_client<F, Fut>(
+        &mut self,
+        role: ClientRole,
+        ip: IpAddr,
+        ids: &Arc<ProcessIds>,
+        recorder: &Arc<Recorder>,
+        control: Arc<ClientControl>,
+        workload: F,
+    ) -> NodeRef
+    where
+        F: Fn(u64) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        let node_ref = match role {
+            ClientRole::Producer => NodeRef::Producer(self.producers.len()),
+            ClientRole::Consumer => NodeRef::Consumer(self.consumers.len()),
+        };
+        let name = node_ref.to_string();
+        let incarnation = Arc::new(Mutex::new(Incarnation::default()));
+        let inc = incarnation.clone();
+        let ids = ids.clone();
+        let node = self
+            .handle
+            .create_node()
+            .name(&name)
+            .ip(ip)
+            .init(move || {
+                let process = {
+                    let mut i = inc.lock().unwrap();
+                    i.process = ids.next();
+                    i.starts += 1;
+                    i.finished = false;
+                    i.process
+                };
+                let run = workload(process);
+                let inc = inc.clone();
+                async move {
+                    run.await;
+                    let mut i = inc.lock().unwrap();
+                    if i.process == process {
+                        i.finished = true;
+                    }
+                }
+            })
+            .build();
+        let client = ClientNode { name, node, up: true, control, incarnation, recorder: recorder.clone() };
+        match role {
+            ClientRole::Producer => self.producers.push(client),
+            ClientRole::Consumer => self.consumers.push(client),
+        }
+        node_ref
+    }
+
+    /// Every client's current process has finished its workload.
+    pub fn clients_finished(&self) -> bool {
+        self.producers.iter().chain(&self.consumers).all(|c| c.finished())
+    }
+
+    /// The client behind a client `NodeRef`.
+    pub fn client(&self, target: NodeRef) -> Option<&ClientNode> {
+        match target {
+            NodeRef::Producer(i) => self.producers.get(i),
+            NodeRef::Consumer(i) => self.consumers.get(i),
+            NodeRef::Broker(_) | NodeRef::Controller(_) => None,
+        }
+    }
+
+    /// The madsim node of any node.
+    pub fn node_id(&self, target: NodeRef) -> madsim::task::NodeId {
+        match target {
+            NodeRef::Broker(i) => self.brokers[i].node.id(),
+            NodeRef::Controller(i) => self.controllers[i].node.id(),
+            NodeRef::Producer(i) => self.producers[i].node.id(),
+            NodeRef::Consumer(i) => self.consumers[i].node.id(),
+        }
+    }
+
+    /// Every node: brokers, controllers, then clients.
+    pub fn all_nodes(&self) -> Vec<NodeRef> {
+        (0..self.brokers.len())
+            .map(NodeRef::Broker)
+            .chain((0..self.controllers.len()).map(NodeRef::Controller))
+            .chain((0..self.producers.len()).map(NodeRef::Producer))
+            .chain((0..self.consumers.len()).map(NodeRef::Consumer))
+            .collect()
     }
 
     pub fn bootstrap(&self) -> Vec<SocketAddr> {
@@ -174,55 +317,77 @@ impl Cluster {
             .map(|(_, i)| i)
     }
 
-    fn node_mut(&mut self, target: NodeRef) -> &mut ServerNode {
+    /// The server behind a broker/controller `NodeRef` (None for clients).
+    fn server_mut(&mut self, target: NodeRef) -> Option<&mut ServerNode> {
         match target {
-            NodeRef::Broker(i) => &mut self.brokers[i],
-            NodeRef::Controller(i) => &mut self.controllers[i],
+            NodeRef::Broker(i) => Some(&mut self.brokers[i]),
+            NodeRef::Controller(i) => Some(&mut self.controllers[i]),
+            NodeRef::Producer(_) | NodeRef::Consumer(_) => None,
+        }
+    }
+
+    fn set_up(&mut self, target: NodeRef, up: bool) {
+        match target {
+            NodeRef::Broker(i) => self.brokers[i].up = up,
+            NodeRef::Controller(i) => self.controllers[i].up = up,
+            NodeRef::Producer(i) => self.producers[i].up = up,
+            NodeRef::Consumer(i) => self.consumers[i].up = up,
+        }
+    }
+
+    /// Kills the node's process. A client's death goes into the history
+    /// (its sends in flight as `info`, then `crash`).
+    fn kill(&mut self, target: NodeRef) {
+        self.handle.kill(self.node_id(target));
+        self.set_up(target, false);
+        if let Some(c) = self.client(target) {
+            c.recorder.crash(c.process());
         }
     }
 
     /// kill -9: the process dies; the OS page cache survives.
     pub fn crash(&mut self, target: NodeRef) {
-        let handle = self.handle.clone();
-        let n = self.node_mut(target);
-        n.disk.crash();
-        handle.kill(n.node.id());
-        n.up = false;
+        if let Some(n) = self.server_mut(target) {
+            n.disk.crash();
+        }
+        self.kill(target);
     }
 
     /// Power loss: unsynced page cache is lost (the last write may tear).
+    /// A client machine has no disk: this is a crash.
     pub fn power_loss<R: rand::Rng>(&mut self, target: NodeRef, rng: &mut R) {
-        let handle = self.handle.clone();
-        let n = self.node_mut(target);
-        let tear = rng.random_bool(0.5);
-        n.disk.power_loss(rng, tear);
-        handle.kill(n.node.id());
-        n.up = false;
+        if let Some(n) = self.server_mut(target) {
+            let tear = rng.random_bool(0.5);
+            n.disk.power_loss(rng, tear);
+        }
+        self.kill(target);
     }
 
     /// Starts a stopped node again (kill first: madsim's restart alone would
-    /// leave old sockets bound).
+    /// leave old sockets bound). A client comes back as a new process.
     pub fn restart(&mut self, target: NodeRef) {
-        let handle = self.handle.clone();
-        let n = self.node_mut(target);
-        if n.up {
+        if self.is_up(target) {
             return;
         }
-        handle.kill(n.node.id());
-        handle.restart(n.node.id());
-        n.up = true;
+        let id = self.node_id(target);
+        self.handle.kill(id);
+        self.handle.restart(id);
+        self.set_up(target, true);
     }
 
-    /// Switches disk faults on for a node (its process sees them at once).
+    /// Switches disk faults on for a server (its process sees them at once).
     pub fn break_disk(&mut self, target: NodeRef, f: impl FnOnce(&mut DiskFaults)) {
-        self.node_mut(target).disk.update_faults(f);
+        if let Some(n) = self.server_mut(target) {
+            n.disk.update_faults(f);
+        }
     }
 
     /// The disk is repaired (faults off, data as it was) and the node's
     /// process restarted: Kafka brings a failed log dir back only on
     /// restart, and a broker whose every dir failed has halted.
     pub fn repair_disk(&mut self, target: NodeRef) {
-        self.node_mut(target).disk.set_faults(DiskFaults::default());
+        let Some(n) = self.server_mut(target) else { return };
+        n.disk.set_faults(DiskFaults::default());
         if self.is_up(target) {
             self.crash(target);
         }
@@ -239,15 +404,35 @@ impl Cluster {
         match target {
             NodeRef::Broker(i) => self.brokers[i].up,
             NodeRef::Controller(i) => self.controllers[i].up,
+            NodeRef::Producer(i) => self.producers[i].up,
+            NodeRef::Consumer(i) => self.consumers[i].up,
         }
     }
 }
 
-/// A server node by role and index (broker index = broker id).
+/// Which kind of client a client node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientRole {
+    Producer,
+    Consumer,
+}
+
+/// A node by role and index (broker index = broker id; producer and
+/// consumer indexes count the scenario's processes of that kind from 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum NodeRef {
     Broker(usize),
     Controller(usize),
+    Producer(usize),
+    /// An assign-mode consumer.
+    Consumer(usize),
+}
+
+impl NodeRef {
+    /// A broker or controller (has a disk, serves the cluster).
+    pub fn is_server(self) -> bool {
+        matches!(self, NodeRef::Broker(_) | NodeRef::Controller(_))
+    }
 }
 
 impl std::fmt::Display for NodeRef {
@@ -255,6 +440,8 @@ impl std::fmt::Display for NodeRef {
         match self {
             NodeRef::Broker(i) => write!(f, "broker-{i}"),
             NodeRef::Controller(i) => write!(f, "controller-{i}"),
+            NodeRef::Producer(i) => write!(f, "producer-{i}"),
+            NodeRef::Consumer(i) => write!(f, "consumer-{i}"),
         }
     }
 }

@@ -2,9 +2,30 @@
 //!
 //! A schedule is the scenario's fixed `[[faults.at]]` entries plus, when
 //! `[faults] random` is set, faults drawn from the seed: one every
-//! `every_ms = [lo, hi]` until `heal_ms`, each of a kind from `kinds`, at a
-//! random target. At `heal_ms` every fault stops: stopped nodes restart,
-//! paused ones resume, partitions heal, broken disks are repaired.
+//! `every_ms = [lo, hi]` until `heal_ms`, each of a kind from `kinds` (with
+//! `swarm = true`, from a seeded non-empty subset of `kinds`, reported with
+//! the run), at a random target. At `heal_ms` every fault stops: stopped
+//! nodes (servers and clients) restart, paused ones resume, partitions heal,
+//! the network's latency and loss return to normal, broken disks are
+//! repaired, stalled consumers resume and jumped clocks come back.
+//!
+//! Node faults (`crash`, `power-loss`, `restart`, `pause`, `partition`) hit
+//! servers and clients alike; a crashed client's history process ends with
+//! a `crash` op and it restarts as a new process.
+//!
+//! Partition shapes (`shape = …` on a `partition`, see
+//! [`PartitionShape`]): `isolate` (default), `sets`, `one-way`, `bridge`,
+//! `majority`. Clients stay with the side that keeps working: every node but
+//! the isolated / one-way target, the larger bridge half, the majority.
+//!
+//! Network faults (`latency`, `loss`) are network-wide (madsim's network
+//! config is global): every packet's latency is drawn from `latency_ms`, or
+//! a packet is dropped with probability `rate` (TCP turns loss into
+//! retransmit delay). Their target is not used.
+//!
+//! Client faults: `slow-consumer` makes an assign-mode consumer wait
+//! `process_ms` after every poll; `clock-jump` moves a producer's wall clock
+//! (its records' CreateTime) by `jump_ms`.
 //!
 //! Disk faults (the broker reacts as Kafka: the I/O error takes the log dir
 //! offline, and a broker with no dir left halts):
@@ -19,14 +40,48 @@
 //! process restarted, since Kafka brings a failed dir back only on restart.
 
 use crate::cluster::{Cluster, NodeRef};
-use crate::scenario::{FaultKind, Scenario, Target};
+use crate::scenario::{FaultAt, FaultKind, PartitionShape, Probability, Scenario, Target};
+use madsim::net::NetSim;
+use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// How long a random fault lasts when the scenario does not say.
 pub const RANDOM_FAULT_DURATION_MS: (u64, u64) = (1_000, 8_000);
+/// `latency` without `latency_ms`: packets take this long (ms, drawn per packet).
+pub const DEFAULT_LATENCY_MS: [u64; 2] = [50, 400];
+/// `loss` without `rate`: the share of packets dropped.
+pub const DEFAULT_LOSS_RATE: f64 = 0.05;
+/// `slow-consumer` without `process_ms`: the wait after every poll.
+pub const DEFAULT_SLOW_CONSUMER_PROCESS_MS: u64 = 2_000;
+/// Random clock jumps move a producer's clock by up to this much either way.
+pub const RANDOM_CLOCK_JUMP_MS_MAX: i64 = 3_600_000;
+
+/// Kind-specific options of one fault (see [`FaultAt`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FaultOptions {
+    pub shape: Option<PartitionShape>,
+    pub sides: Option<Vec<Vec<Target>>>,
+    pub latency_ms: Option<[u64; 2]>,
+    pub rate: Option<Probability>,
+    pub process_ms: Option<u64>,
+    pub jump_ms: Option<i64>,
+}
+
+impl FaultOptions {
+    pub fn of(f: &FaultAt) -> FaultOptions {
+        FaultOptions {
+            shape: f.shape,
+            sides: f.sides.clone(),
+            latency_ms: f.latency_ms,
+            rate: f.rate,
+            process_ms: f.process_ms,
+            jump_ms: f.jump_ms,
+        }
+    }
+}
 
 /// One scheduled fault.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -35,9 +90,11 @@ pub struct FaultEvent {
     pub kind: FaultKind,
     pub target: Target,
     pub duration_ms: Option<u64>,
+    /// Shape, latency, rate, … (defaults when unset).
+    pub options: FaultOptions,
 }
 
-/// Kinds this build can inject.
+/// Kinds this build can inject (every kind of DESIGN.md).
 pub fn supported(kind: &FaultKind) -> bool {
     matches!(
         kind,
@@ -46,34 +103,86 @@ pub fn supported(kind: &FaultKind) -> bool {
             | FaultKind::PowerLoss
             | FaultKind::Pause
             | FaultKind::Partition
+            | FaultKind::Latency
+            | FaultKind::Loss
             | FaultKind::DiskEio
             | FaultKind::DiskFull
             | FaultKind::DiskDirFail
+            | FaultKind::SlowConsumer
+            | FaultKind::ClockJump
     )
+}
+
+/// One seed's fault plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// Sorted by time (ties keep file order, fixed faults first).
+    pub events: Vec<FaultEvent>,
+    /// With `swarm = true`: the kinds this seed's random faults use.
+    pub swarm_kinds: Option<Vec<FaultKind>>,
 }
 
 /// The full schedule for one seed, sorted by time (ties keep file order).
 pub fn schedule(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Vec<FaultEvent> {
+    plan(scenario, rng).events
+}
+
+/// The seed's schedule and, for swarm testing, the kinds it enabled.
+pub fn plan(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Schedule {
     let heal_ms = scenario.run.heal_ms;
     let mut events: Vec<FaultEvent> = scenario
         .faults
         .at
         .iter()
         .filter(|f| f.at_ms < heal_ms)
-        .map(|f| FaultEvent { at_ms: f.at_ms, kind: f.kind.clone(), target: f.target.clone(), duration_ms: f.duration_ms })
+        .map(|f| FaultEvent {
+            at_ms: f.at_ms,
+            kind: f.kind.clone(),
+            target: f.target.clone(),
+            duration_ms: f.duration_ms,
+            options: FaultOptions::of(f),
+        })
         .collect();
+    let mut swarm_kinds = None;
     if let Some(random) = &scenario.faults.random {
+        let kinds = if random.swarm {
+            let chosen = swarm_subset(&random.kinds, rng);
+            swarm_kinds = Some(chosen.clone());
+            chosen
+        } else {
+            random.kinds.clone()
+        };
         let (lo, hi) = (random.every_ms[0], random.every_ms[1].max(random.every_ms[0]));
         let mut t = rng.random_range(lo..=hi);
-        while t < heal_ms && !random.kinds.is_empty() {
-            let kind = random.kinds[rng.random_range(0..random.kinds.len())].clone();
+        while t < heal_ms && !kinds.is_empty() {
+            let kind = kinds[rng.random_range(0..kinds.len())].clone();
             let duration = rng.random_range(RANDOM_FAULT_DURATION_MS.0..=RANDOM_FAULT_DURATION_MS.1);
-            events.push(FaultEvent { at_ms: t, kind, target: Target::Random, duration_ms: Some(duration) });
+            let mut options = FaultOptions::default();
+            if kind == FaultKind::ClockJump {
+                options.jump_ms = Some(rng.random_range(-RANDOM_CLOCK_JUMP_MS_MAX..=RANDOM_CLOCK_JUMP_MS_MAX));
+            }
+            events.push(FaultEvent { at_ms: t, kind, target: Target::Random, duration_ms: Some(duration), options });
             t += rng.random_range(lo..=hi);
         }
     }
     events.sort_by_key(|e| e.at_ms);
-    events
+    Schedule { events, swarm_kinds }
+}
+
+/// Swarm testing (Groce et al.): each kind is in with probability 1/2; an
+/// empty draw takes one kind at random. Keeps the order of `kinds`.
+pub fn swarm_subset(kinds: &[FaultKind], rng: &mut ChaCha8Rng) -> Vec<FaultKind> {
+    let mut distinct: Vec<FaultKind> = Vec::new();
+    for k in kinds {
+        if !distinct.contains(k) {
+            distinct.push(k.clone());
+        }
+    }
+    let mut chosen: Vec<FaultKind> = distinct.iter().filter(|_| rng.random_bool(0.5)).cloned().collect();
+    if chosen.is_empty() && !distinct.is_empty() {
+        chosen.push(distinct[rng.random_range(0..distinct.len())].clone());
+    }
+    chosen
 }
 
 /// What the injector did, for the trace and the report.
@@ -84,13 +193,150 @@ pub struct FaultLogEntry {
     pub node: String,
 }
 
-/// Pending undo actions.
+/// What undoes one applied fault.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Undo {
     Restart(NodeRef),
     Resume(NodeRef),
+    /// Unclog an isolated node.
     Heal(NodeRef),
+    /// Unclog these directed links (refcounted: overlapping cuts stay).
+    Unclog(Vec<(NodeRef, NodeRef)>),
     RepairDisk(NodeRef),
+    /// End network fault number N (latency or loss).
+    EndNetwork(u64),
+    Unstall(NodeRef),
+    /// Move the client's clock back by this much.
+    ClockBack(NodeRef, i64),
+}
+
+/// A network-wide fault in effect.
+#[derive(Debug, Clone, Copy)]
+enum NetFault {
+    Latency([u64; 2]),
+    Loss(f64),
+}
+
+/// The injector's state: what is in effect and how to undo it.
+struct Injector {
+    log: Vec<FaultLogEntry>,
+    /// (until, sequence, undo), applied in that order.
+    active: Vec<(u64, u64, Undo)>,
+    seq: u64,
+    /// Directed links cut, with how many faults cut each.
+    links: BTreeMap<(NodeRef, NodeRef), u32>,
+    /// Network faults in effect, by number, and the config before any.
+    net: BTreeMap<u64, NetFault>,
+    net_base: Option<madsim::net::Config>,
+}
+
+impl Injector {
+    fn push(&mut self, t_ms: u64, action: impl Into<String>, node: impl Into<String>) {
+        self.log.push(FaultLogEntry { t_ms, action: action.into(), node: node.into() });
+    }
+
+    fn holds(&self, undo: &Undo) -> bool {
+        self.active.iter().any(|(_, _, u)| u == undo)
+    }
+
+    fn add(&mut self, until: u64, undo: Undo) {
+        self.seq += 1;
+        self.active.push((until, self.seq, undo));
+    }
+
+    /// Recomputes madsim's network config from the faults in effect: the
+    /// highest latency range and loss rate win.
+    fn apply_network(&mut self) {
+        let net = NetSim::current();
+        if self.net_base.is_none() {
+            let mut base = None;
+            net.update_config(|c| base = Some(c.clone()));
+            self.net_base = base;
+        }
+        let mut config = self.net_base.clone().expect("base config read");
+        for f in self.net.values() {
+            match *f {
+                NetFault::Latency([lo, hi]) => {
+                    let (lo, hi) = (Duration::from_millis(lo), Duration::from_millis(hi.max(lo) + 1));
+                    if hi > config.send_latency.end {
+                        config.send_latency = lo..hi;
+                    }
+                }
+                NetFault::Loss(r) => config.packet_loss_rate = config.packet_loss_rate.max(r),
+            }
+        }
+        net.update_config(|c| *c = config);
+    }
+
+    fn clog(&mut self, c: &Cluster, links: &[(NodeRef, NodeRef)]) {
+        let net = NetSim::current();
+        for &(a, b) in links {
+            let n = self.links.entry((a, b)).or_insert(0);
+            if *n == 0 {
+                net.clog_link(c.node_id(a), c.node_id(b));
+            }
+            *n += 1;
+        }
+    }
+
+    fn unclog(&mut self, c: &Cluster, links: &[(NodeRef, NodeRef)]) {
+        let net = NetSim::current();
+        for &(a, b) in links {
+            if let Some(n) = self.links.get_mut(&(a, b)) {
+                *n -= 1;
+                if *n == 0 {
+                    self.links.remove(&(a, b));
+                    net.unclog_link(c.node_id(a), c.node_id(b));
+                }
+            }
+        }
+    }
+
+    /// Reverts one fault and logs what it did.
+    fn undo(&mut self, c: &mut Cluster, undo: Undo, now_ms: u64) {
+        match undo {
+            Undo::Restart(n) if !c.is_up(n) => {
+                c.restart(n);
+                self.push(now_ms, "restart", n.to_string());
+            }
+            Undo::Resume(n) => {
+                if c.is_up(n) {
+                    c.handle.resume(c.node_id(n));
+                }
+                self.push(now_ms, "resume", n.to_string());
+            }
+            Undo::Heal(n) => {
+                NetSim::current().unclog_node(c.node_id(n));
+                self.push(now_ms, "heal", n.to_string());
+            }
+            Undo::Unclog(links) => {
+                self.unclog(c, &links);
+                self.push(now_ms, "heal-partition", links.first().map(|l| l.0.to_string()).unwrap_or_default());
+            }
+            Undo::RepairDisk(n) => {
+                c.repair_disk(n);
+                self.push(now_ms, "repair-disk", n.to_string());
+            }
+            Undo::EndNetwork(id) => {
+                self.net.remove(&id);
+                self.apply_network();
+                self.push(now_ms, "restore-network", "network");
+            }
+            Undo::Unstall(n) => {
+                if let Some(client) = c.client(n) {
+                    client.control.set_stall_ms(0);
+                }
+                self.push(now_ms, "unstall", n.to_string());
+            }
+            Undo::ClockBack(n, delta) => {
+                if let Some(client) = c.client(n) {
+                    client.control.clock.jump(-delta);
+                }
+                self.push(now_ms, format!("clock-jump {}", -delta), n.to_string());
+            }
+            Undo::Restart(_) => {}
+        }
+    }
 }
 
 /// Runs the schedule against the cluster from time `start` on. Returns the
@@ -102,150 +348,237 @@ pub async fn inject(
     rng: &mut ChaCha8Rng,
     start: tokio::time::Instant,
 ) -> Vec<FaultLogEntry> {
-    let mut log = Vec::new();
-    // (time, undo): what to revert and when.
-    let mut undos: Vec<(u64, Undo)> = Vec::new();
-    let mut paused: BTreeSet<NodeRef> = BTreeSet::new();
-    let mut isolated: BTreeSet<NodeRef> = BTreeSet::new();
-    let mut broken_disks: BTreeSet<NodeRef> = BTreeSet::new();
+    let mut inj =
+        Injector { log: Vec::new(), active: Vec::new(), seq: 0, links: BTreeMap::new(), net: BTreeMap::new(), net_base: None };
     let mut queue = events.into_iter().peekable();
     loop {
         let next_event = queue.peek().map(|e| e.at_ms);
-        let next_undo = undos.iter().map(|u| u.0).min();
+        let next_undo = inj.active.iter().map(|u| u.0).min();
         let next = [next_event, next_undo, Some(heal_ms)].into_iter().flatten().min().expect("heal_ms");
         tokio::time::sleep_until(start + Duration::from_millis(next)).await;
         let now_ms = next;
         if now_ms >= heal_ms && next_event.is_none_or(|t| t >= heal_ms) && next_undo.is_none_or(|t| t >= heal_ms) {
-            // Heal: revert everything still in effect.
+            // Heal: revert everything still in effect, in the order applied.
             let mut c = cluster.lock().unwrap();
-            for n in std::mem::take(&mut paused) {
-                c.handle.resume(c_node(&c, n));
-                log.push(FaultLogEntry { t_ms: now_ms, action: "resume".into(), node: n.to_string() });
+            let mut rest = std::mem::take(&mut inj.active);
+            rest.sort_by_key(|u| u.1);
+            for (_, _, u) in rest {
+                inj.undo(&mut c, u, now_ms);
             }
-            for n in std::mem::take(&mut isolated) {
-                heal_node(&c, n);
-                log.push(FaultLogEntry { t_ms: now_ms, action: "heal".into(), node: n.to_string() });
-            }
-            for n in std::mem::take(&mut broken_disks) {
-                c.repair_disk(n);
-                log.push(FaultLogEntry { t_ms: now_ms, action: "repair-disk".into(), node: n.to_string() });
-            }
-            let down: Vec<NodeRef> = all_nodes(&c).into_iter().filter(|n| !c.is_up(*n)).collect();
+            let down: Vec<NodeRef> = c.all_nodes().into_iter().filter(|n| !c.is_up(*n)).collect();
             for n in down {
                 c.restart(n);
-                log.push(FaultLogEntry { t_ms: now_ms, action: "restart".into(), node: n.to_string() });
+                inj.push(now_ms, "restart", n.to_string());
             }
-            return log;
+            return inj.log;
         }
         // Undo actions due now.
-        let due: Vec<Undo> = {
-            let mut due: Vec<(u64, Undo)> = undos.iter().filter(|u| u.0 <= now_ms).cloned().collect();
-            due.sort();
-            undos.retain(|u| u.0 > now_ms);
-            due.into_iter().map(|u| u.1).collect()
-        };
-        for u in due {
+        let mut due: Vec<(u64, u64, Undo)> = inj.active.iter().filter(|u| u.0 <= now_ms).cloned().collect();
+        due.sort();
+        inj.active.retain(|u| u.0 > now_ms);
+        for (_, _, u) in due {
             let mut c = cluster.lock().unwrap();
-            match u {
-                Undo::Restart(n) if !c.is_up(n) => {
-                    c.restart(n);
-                    log.push(FaultLogEntry { t_ms: now_ms, action: "restart".into(), node: n.to_string() });
-                }
-                Undo::Resume(n) if paused.remove(&n) => {
-                    c.handle.resume(c_node(&c, n));
-                    log.push(FaultLogEntry { t_ms: now_ms, action: "resume".into(), node: n.to_string() });
-                }
-                Undo::Heal(n) if isolated.remove(&n) => {
-                    heal_node(&c, n);
-                    log.push(FaultLogEntry { t_ms: now_ms, action: "heal".into(), node: n.to_string() });
-                }
-                Undo::RepairDisk(n) if broken_disks.remove(&n) => {
-                    c.repair_disk(n);
-                    log.push(FaultLogEntry { t_ms: now_ms, action: "repair-disk".into(), node: n.to_string() });
-                }
-                _ => {}
-            }
+            inj.undo(&mut c, u, now_ms);
         }
         // Faults due now.
         while queue.peek().is_some_and(|e| e.at_ms <= now_ms) {
             let ev = queue.next().expect("peeked");
             let mut c = cluster.lock().unwrap();
-            let targets = resolve(&c, &ev.target, rng);
-            for n in targets {
-                let action: Option<String> = match ev.kind {
-                    FaultKind::DiskEio if c.is_up(n) => {
-                        c.break_disk(n, |f| {
-                            f.eio_on_append = true;
-                            f.eio_on_sync = true;
-                        });
-                        broken_disks.insert(n);
-                        Some("disk-eio".into())
-                    }
-                    FaultKind::DiskFull if c.is_up(n) => {
-                        c.break_disk(n, |f| f.full = true);
-                        broken_disks.insert(n);
-                        Some("disk-full".into())
-                    }
-                    FaultKind::DiskDirFail if c.is_up(n) => match n {
-                        NodeRef::Broker(b) => {
-                            let dir = replica_of_target(&ev.target)
-                                .and_then(|(t, p)| c.dir_of_replica(b, t, p))
-                                .unwrap_or_else(|| c.log_dirs[rng.random_range(0..c.log_dirs.len())].clone());
-                            c.break_disk(n, |f| {
-                                f.failed_dirs.insert(dir.clone());
-                            });
-                            broken_disks.insert(n);
-                            Some(format!("disk-dir-fail {dir}"))
-                        }
-                        NodeRef::Controller(_) => None,
-                    },
-                    _ => None,
-                };
-                let action = action.or_else(|| match ev.kind {
-                    FaultKind::Crash if c.is_up(n) => {
-                        c.crash(n);
-                        Some("crash".to_string())
-                    }
-                    FaultKind::PowerLoss if c.is_up(n) => {
-                        c.power_loss(n, rng);
-                        Some("power-loss".to_string())
-                    }
-                    FaultKind::Restart => {
-                        if c.is_up(n) {
-                            c.crash(n);
-                        }
-                        undos.push((now_ms + ev.duration_ms.unwrap_or(0), Undo::Restart(n)));
-                        Some("stop-for-restart".to_string())
-                    }
-                    FaultKind::Pause if c.is_up(n) && !paused.contains(&n) => {
-                        c.handle.pause(c_node(&c, n));
-                        paused.insert(n);
-                        Some("pause".to_string())
-                    }
-                    FaultKind::Partition if !isolated.contains(&n) => {
-                        isolate_node(&c, n);
-                        isolated.insert(n);
-                        Some("isolate".to_string())
-                    }
-                    _ => None,
+            let until = ev.duration_ms.map_or(heal_ms, |d| now_ms + d);
+            apply(&mut inj, &mut c, &ev, now_ms, until, rng);
+        }
+    }
+}
+
+/// Applies one fault at `now_ms`, to be undone at `until`.
+fn apply(inj: &mut Injector, c: &mut Cluster, ev: &FaultEvent, now_ms: u64, until: u64, rng: &mut ChaCha8Rng) {
+    match ev.kind {
+        FaultKind::Latency | FaultKind::Loss => {
+            let (fault, action) = if ev.kind == FaultKind::Latency {
+                let [lo, hi] = ev.options.latency_ms.unwrap_or(DEFAULT_LATENCY_MS);
+                (NetFault::Latency([lo, hi]), format!("latency {lo}..{hi}ms"))
+            } else {
+                let r = ev.options.rate.map_or(DEFAULT_LOSS_RATE, |p| p.0);
+                (NetFault::Loss(r), format!("loss {r}"))
+            };
+            inj.seq += 1;
+            let id = inj.seq;
+            inj.net.insert(id, fault);
+            inj.apply_network();
+            inj.push(now_ms, action, "network");
+            inj.add(until, Undo::EndNetwork(id));
+            return;
+        }
+        FaultKind::Partition if ev.options.shape.is_some_and(|s| s != PartitionShape::Isolate) => {
+            let shape = ev.options.shape.expect("checked");
+            let targets = resolve_for(c, &ev.kind, &ev.target, rng);
+            let Some((links, sides)) = partition_links(c, shape, &targets, ev.options.sides.as_deref(), rng) else {
+                return;
+            };
+            inj.clog(c, &links);
+            let name = |ns: &[NodeRef]| ns.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",");
+            let action = format!("partition {shape} [{}] [{}]", name(&sides.0), name(&sides.1));
+            inj.push(now_ms, action, targets.first().map(|n| n.to_string()).unwrap_or_else(|| "-".into()));
+            inj.add(until, Undo::Unclog(links));
+            return;
+        }
+        _ => {}
+    }
+    for n in resolve_for(c, &ev.kind, &ev.target, rng) {
+        let (action, undo): (String, Option<Undo>) = match ev.kind {
+            FaultKind::DiskEio if c.is_up(n) && n.is_server() => {
+                c.break_disk(n, |f| {
+                    f.eio_on_append = true;
+                    f.eio_on_sync = true;
                 });
-                let Some(action) = action else { continue };
-                log.push(FaultLogEntry { t_ms: now_ms, action, node: n.to_string() });
-                if let Some(d) = ev.duration_ms {
-                    let undo = match ev.kind {
-                        FaultKind::Crash | FaultKind::PowerLoss => Some(Undo::Restart(n)),
-                        FaultKind::Pause => Some(Undo::Resume(n)),
-                        FaultKind::Partition => Some(Undo::Heal(n)),
-                        FaultKind::DiskEio | FaultKind::DiskFull | FaultKind::DiskDirFail => Some(Undo::RepairDisk(n)),
-                        _ => None,
-                    };
-                    if let Some(u) = undo {
-                        undos.push((now_ms + d, u));
-                    }
+                ("disk-eio".into(), Some(Undo::RepairDisk(n)))
+            }
+            FaultKind::DiskFull if c.is_up(n) && n.is_server() => {
+                c.break_disk(n, |f| f.full = true);
+                ("disk-full".into(), Some(Undo::RepairDisk(n)))
+            }
+            FaultKind::DiskDirFail if c.is_up(n) => match n {
+                NodeRef::Broker(b) => {
+                    let dir = replica_of_target(&ev.target)
+                        .and_then(|(t, p)| c.dir_of_replica(b, t, p))
+                        .unwrap_or_else(|| c.log_dirs[rng.random_range(0..c.log_dirs.len())].clone());
+                    c.break_disk(n, |f| {
+                        f.failed_dirs.insert(dir.clone());
+                    });
+                    (format!("disk-dir-fail {dir}"), Some(Undo::RepairDisk(n)))
+                }
+                _ => continue,
+            },
+            FaultKind::Crash if c.is_up(n) => {
+                c.crash(n);
+                ("crash".into(), ev.duration_ms.is_some().then_some(Undo::Restart(n)))
+            }
+            FaultKind::PowerLoss if c.is_up(n) => {
+                c.power_loss(n, rng);
+                ("power-loss".into(), ev.duration_ms.is_some().then_some(Undo::Restart(n)))
+            }
+            FaultKind::Restart => {
+                if c.is_up(n) {
+                    c.crash(n);
+                }
+                inj.add(now_ms + ev.duration_ms.unwrap_or(0), Undo::Restart(n));
+                ("stop-for-restart".into(), None)
+            }
+            FaultKind::Pause if c.is_up(n) && !inj.holds(&Undo::Resume(n)) => {
+                c.handle.pause(c.node_id(n));
+                ("pause".into(), Some(Undo::Resume(n)))
+            }
+            FaultKind::Partition if !inj.holds(&Undo::Heal(n)) => {
+                NetSim::current().clog_node(c.node_id(n));
+                ("isolate".into(), Some(Undo::Heal(n)))
+            }
+            FaultKind::SlowConsumer if !inj.holds(&Undo::Unstall(n)) => {
+                let Some(client) = c.client(n) else { continue };
+                let ms = ev.options.process_ms.unwrap_or(DEFAULT_SLOW_CONSUMER_PROCESS_MS);
+                client.control.set_stall_ms(ms);
+                (format!("slow-consumer {ms}ms"), Some(Undo::Unstall(n)))
+            }
+            FaultKind::ClockJump => {
+                let Some(client) = c.client(n) else { continue };
+                let delta = ev.options.jump_ms.unwrap_or(0);
+                client.control.clock.jump(delta);
+                (format!("clock-jump {delta}"), Some(Undo::ClockBack(n, delta)))
+            }
+            _ => continue,
+        };
+        // Disk repairs happen at `until`, as other undos; a crash or power
+        // loss without a duration stays down until heal restarts it.
+        if matches!(ev.kind, FaultKind::DiskEio | FaultKind::DiskFull | FaultKind::DiskDirFail) && inj.holds(&Undo::RepairDisk(n))
+        {
+            inj.push(now_ms, action, n.to_string());
+            continue;
+        }
+        inj.push(now_ms, action, n.to_string());
+        if let Some(u) = undo {
+            inj.add(until, u);
+        }
+    }
+}
+
+/// The directed links a partition shape cuts, and its two sides (for the log).
+#[allow(clippy::type_complexity)]
+fn partition_links(
+    c: &Cluster,
+    shape: PartitionShape,
+    targets: &[NodeRef],
+    sides: Option<&[Vec<Target>]>,
+    rng: &mut ChaCha8Rng,
+) -> Option<(Vec<(NodeRef, NodeRef)>, (Vec<NodeRef>, Vec<NodeRef>))> {
+    let all = c.all_nodes();
+    let rest = |a: &BTreeSet<NodeRef>| -> Vec<NodeRef> { all.iter().copied().filter(|n| !a.contains(n)).collect() };
+    let side = |ts: &[Target], rng: &mut ChaCha8Rng| -> BTreeSet<NodeRef> {
+        ts.iter().flat_map(|t| resolve(c, t, rng)).collect()
+    };
+    let (a, b, both_ways): (Vec<NodeRef>, Vec<NodeRef>, bool) = match shape {
+        PartitionShape::Isolate => {
+            let a: BTreeSet<NodeRef> = targets.iter().copied().collect();
+            (a.iter().copied().collect(), rest(&a), true)
+        }
+        PartitionShape::Sets | PartitionShape::OneWay => {
+            let (a, b) = match sides {
+                Some([s0, s1]) => {
+                    let a = side(s0, rng);
+                    let b: BTreeSet<NodeRef> = side(s1, rng).difference(&a).copied().collect();
+                    (a, b.into_iter().collect())
+                }
+                _ => {
+                    let a: BTreeSet<NodeRef> = targets.iter().copied().collect();
+                    let b = rest(&a);
+                    (a, b)
+                }
+            };
+            (a.into_iter().collect(), b, shape == PartitionShape::Sets)
+        }
+        PartitionShape::Bridge => {
+            let bridge: BTreeSet<NodeRef> = targets.iter().take(1).copied().collect();
+            let mut servers: Vec<NodeRef> = all.iter().copied().filter(|n| n.is_server() && !bridge.contains(n)).collect();
+            servers.shuffle(rng);
+            let mut h2 = servers.split_off(servers.len().div_ceil(2));
+            let mut h1 = servers;
+            h1.extend(all.iter().copied().filter(|n| !n.is_server()));
+            h1.sort();
+            h2.sort();
+            (h1, h2, true)
+        }
+        PartitionShape::Majority => {
+            let mut minority: BTreeSet<NodeRef> = BTreeSet::new();
+            for (count, is) in [
+                (c.brokers.len(), (|n: &NodeRef| matches!(n, NodeRef::Broker(_))) as fn(&NodeRef) -> bool),
+                (c.controllers.len(), |n: &NodeRef| matches!(n, NodeRef::Controller(_))),
+            ] {
+                let size = (count.saturating_sub(1)) / 2;
+                let mut mine: Vec<NodeRef> = targets.iter().copied().filter(is).collect();
+                let mut others: Vec<NodeRef> = all.iter().copied().filter(|n| is(n) && !mine.contains(n)).collect();
+                others.shuffle(rng);
+                while mine.len() < size {
+                    let Some(n) = others.pop() else { break };
+                    mine.push(n);
+                }
+                minority.extend(mine);
+            }
+            (minority.iter().copied().collect(), rest(&minority), true)
+        }
+    };
+    if a.is_empty() || b.is_empty() {
+        return None;
+    }
+    let mut links = Vec::new();
+    for &x in &a {
+        for &y in &b {
+            if x != y {
+                links.push((x, y));
+                if both_ways {
+                    links.push((y, x));
                 }
             }
         }
     }
+    Some((links, (a, b)))
 }
 
 /// The partition a `leader:`/`follower:` target names.
@@ -256,25 +589,21 @@ fn replica_of_target(target: &Target) -> Option<(&str, i32)> {
     }
 }
 
-fn c_node(c: &Cluster, n: NodeRef) -> madsim::task::NodeId {
-    match n {
-        NodeRef::Broker(i) => c.brokers[i].node.id(),
-        NodeRef::Controller(i) => c.controllers[i].node.id(),
+/// Resolves a target for a fault kind: `random` picks among what the kind
+/// can hit (a consumer for `slow-consumer`, a producer for `clock-jump`,
+/// nothing for network-wide kinds, a broker otherwise).
+pub fn resolve_for(c: &Cluster, kind: &FaultKind, target: &Target, rng: &mut ChaCha8Rng) -> Vec<NodeRef> {
+    match (kind, target) {
+        (FaultKind::Latency | FaultKind::Loss, _) => Vec::new(),
+        (FaultKind::SlowConsumer, Target::Random) if !c.consumers.is_empty() => {
+            vec![NodeRef::Consumer(rng.random_range(0..c.consumers.len()))]
+        }
+        (FaultKind::ClockJump, Target::Random) if !c.producers.is_empty() => {
+            vec![NodeRef::Producer(rng.random_range(0..c.producers.len()))]
+        }
+        (FaultKind::SlowConsumer | FaultKind::ClockJump, Target::Random) => Vec::new(),
+        _ => resolve(c, target, rng),
     }
-}
-
-fn isolate_node(c: &Cluster, n: NodeRef) {
-    let net = madsim::net::NetSim::current();
-    net.clog_node(c_node(c, n));
-}
-
-fn heal_node(c: &Cluster, n: NodeRef) {
-    let net = madsim::net::NetSim::current();
-    net.unclog_node(c_node(c, n));
-}
-
-fn all_nodes(c: &Cluster) -> Vec<NodeRef> {
-    (0..c.brokers.len()).map(NodeRef::Broker).chain((0..c.controllers.len()).map(NodeRef::Controller)).collect()
 }
 
 /// Resolves a target to nodes using the controller's current image.
@@ -298,6 +627,8 @@ pub fn resolve(c: &Cluster, target: &Target, rng: &mut ChaCha8Rng) -> Vec<NodeRe
             })
             .map(|r| vec![NodeRef::Broker(r as usize)])
             .unwrap_or_default(),
+        Target::Producer(n) if (*n as usize) < c.producers.len() => vec![NodeRef::Producer(*n as usize)],
+        Target::AssignConsumer(n) if (*n as usize) < c.consumers.len() => vec![NodeRef::Consumer(*n as usize)],
         Target::Random => vec![NodeRef::Broker(rng.random_range(0..nb))],
         _ => Vec::new(),
     }

@@ -25,7 +25,10 @@
 //! - [`sweep`]: seed ranges over several OS threads, one runtime each, and
 //!   shards of a range for CI matrices.
 //! - [`trace`]: the trace hash that proves a seed replays identically.
+//! - [`bench`]: `ksim bench`'s measurements (scenario speed, checker
+//!   throughput on a seeded generated history).
 
+pub mod bench;
 pub mod checker;
 pub mod cluster;
 pub mod faults;

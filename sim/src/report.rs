@@ -15,7 +15,7 @@ use crate::checker::{Anomaly, CheckResult};
 use crate::faults::{FaultEvent, FaultLogEntry};
 use crate::history::History;
 use crate::observations::Observed;
-use crate::scenario::Scenario;
+use crate::scenario::{FaultKind, Scenario};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -83,6 +83,10 @@ pub struct SeedResult {
     /// for seeds it will not write (see `report_files::Keep`).
     #[serde(skip)]
     pub artifacts: Option<Arc<SeedArtifacts>>,
+    /// With `[faults] random.swarm = true`: the fault kinds this seed's
+    /// random faults drew from (an extension of the DESIGN.md object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<Vec<FaultKind>>,
 }
 
 /// A run's broker observations and fault record, kept with its result.
@@ -156,6 +160,7 @@ impl SeedResult {
             history,
             notes,
             artifacts: None,
+            swarm: None,
         }
     }
 
@@ -203,6 +208,10 @@ impl SeedResult {
             self.sim_ms as f64 / 1000.0,
             self.wall_ms as f64 / 1000.0,
         );
+        if let Some(kinds) = &self.swarm {
+            let names: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+            line.push_str(&format!(" swarm {}", names.join(",")));
+        }
         if !self.met {
             line.push_str(&format!(" UNMET: {}", self.notes.join("; ")));
         }
@@ -375,7 +384,7 @@ heal_ms = 500
             let i = line[at..].find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("{k} missing or out of order in {line}"));
             at += i;
         }
-        assert!(line.contains(r#""anomalies":{"duplicate":0,"epoch-regression":0,"hw-regression":0,"inconsistent-offsets":0,"int-nonmonotonic-poll":0,"int-poll-skip":0,"leader-per-epoch":0,"liveness":0,"lost-write":0,"nonmonotonic-poll":0,"poll-skip":0,"replica-divergence":0,"unseen":0}"#), "{line}");
+        assert!(line.contains(r#""anomalies":{"aborted-read":0,"assignment-incomplete":0,"committed-ahead":0,"duplicate":0,"eos-violation":0,"epoch-regression":0,"g0":0,"g1c":0,"hanging-txn":0,"hw-regression":0,"inconsistent-offsets":0,"int-nonmonotonic-poll":0,"int-nonmonotonic-send":0,"int-poll-skip":0,"key-order":0,"leader-per-epoch":0,"liveness":0,"lost-write":0,"nonmonotonic-poll":0,"nonmonotonic-send":0,"ownership":0,"poll-skip":0,"precommitted-read":0,"replica-divergence":0,"unseen":0}"#), "{line}");
         let summary = SweepSummary::summarise(&sc, &[], 0).to_json_line();
         assert!(summary.starts_with(r#"{"summary":true,"scenario":"t","seeds":0,"met":0,"unmet":0"#), "{summary}");
         assert!(!summary.contains("shard") && !summary.contains("determinism"), "{summary}");

@@ -2,14 +2,14 @@
 //! under the fault schedule, heal, read everything back, check.
 
 use crate::checker;
-use crate::cluster::{client_ip, Cluster, ClusterSpec};
+use crate::cluster::{client_ip, ClientRole, Cluster, ClusterSpec, ProcessIds};
 use crate::faults::{self, FaultEvent, FaultLogEntry};
 use crate::history::History;
 use crate::observations::{Observed, RunObserver};
 use crate::report::{SeedArtifacts, SeedResult, Verdict};
-use crate::scenario::Scenario;
+use crate::scenario::{FaultKind, Scenario};
 use crate::trace::TraceHasher;
-use crate::workload::{self, consumer, producer, Event, Recorder};
+use crate::workload::{self, consumer, producer, ClientControl, Event, Recorder};
 use ksim_broker::client::{Admin, AdminConfig, Consumer, ConsumerConfig};
 use ksim_broker::config::Settings;
 use rand::SeedableRng;
@@ -20,6 +20,10 @@ use std::time::Duration;
 
 /// Bound on cluster setup (registration, topic creation, leaders).
 pub const SETUP_TIMEOUT_MS: u64 = 60_000;
+/// How often the harness checks whether every client finished.
+pub const CLIENT_DONE_POLL_MS: u64 = 50;
+/// How often the liveness watch reads the controller's image after heal.
+pub const RECOVERY_POLL_MS: u64 = 100;
 
 /// What the simulation produced, before checking.
 #[derive(Debug, Clone)]
@@ -32,6 +36,11 @@ pub struct RunOutput {
     pub sim_ms: u64,
     /// The final reader reached the end of every partition.
     pub final_reads_complete: bool,
+    /// Partitions without a leader or a full-enough ISR `liveness_ms` after
+    /// heal (empty: the cluster recovered in time).
+    pub unrecovered: Vec<String>,
+    /// With `[faults] random.swarm`: the kinds this seed enabled.
+    pub swarm_kinds: Option<Vec<FaultKind>>,
     /// What brokers reported about their replicas, in order, stamped in
     /// ms since the main phase began (the history's clock).
     pub observations: Vec<Observed>,
@@ -81,9 +90,11 @@ pub fn judge(scenario: &Scenario, seed: u64, out: RunOutput, wall_ms: u64) -> Se
     }
     let mut anomalies = checker::check_run(&history, &out.observations).anomalies;
     anomalies.extend(checker::liveness::check(out.final_reads_complete, scenario.run.final_poll_ms));
+    anomalies.extend(checker::liveness::check_recovery(&out.unrecovered, scenario.run.liveness_ms));
     let check = checker::CheckResult::from_anomalies(anomalies);
     let mut result =
         SeedResult::judge(scenario, seed, history, check, hasher.finish(), out.sim_ms, wall_ms, out.faults.len() as u64);
+    result.swarm = out.swarm_kinds.clone();
     if out.observations_dropped > 0 {
         result.notes.push(format!("{} broker observations over the bound were not checked", out.observations_dropped));
     }
@@ -99,18 +110,26 @@ pub fn judge(scenario: &Scenario, seed: u64, out: RunOutput, wall_ms: u64) -> Se
 
 /// Maps recorder events onto the history contract.
 pub fn to_history(events: &[Event]) -> History {
-    use crate::history::{Op, OpType};
+    use crate::history::{MicroOp, Op, OpType};
     let mut h = History::default();
     for e in events {
         let op = match e {
-            Event::Send { process, invoke_t_ms, t_ms, partition, value, outcome } => match outcome {
-                workload::SendOutcome::Ok(offset) => Op::send(*process, *t_ms, OpType::Ok, partition, *value, *offset),
-                workload::SendOutcome::Fail(e) => Op::send(*process, *t_ms, OpType::Fail, partition, *value, None).with_error(e),
-                workload::SendOutcome::Info(e) => Op::send(*process, *t_ms, OpType::Info, partition, *value, None).with_error(e),
+            Event::Send { process, invoke_t_ms, t_ms, partition, key, value, outcome } => {
+                let (op_type, offset, error) = match outcome {
+                    workload::SendOutcome::Ok(offset) => (OpType::Ok, *offset, None),
+                    workload::SendOutcome::Fail(e) => (OpType::Fail, None, Some(e)),
+                    workload::SendOutcome::Info(e) => (OpType::Info, None, Some(e)),
+                };
+                let micro = MicroOp::Send { partition: partition.clone(), value: *value, offset, key: key.clone() };
+                let op = Op::micro(*process, "send", *t_ms, op_type, &[micro]).invoked_at(*invoke_t_ms);
+                match error {
+                    Some(e) => op.with_error(e),
+                    None => op,
+                }
             }
-            .invoked_at(*invoke_t_ms),
             Event::Poll { process, t_ms, reads } => Op::poll_ok(*process, *t_ms, reads.clone()),
             Event::Assign { process, t_ms, partitions } => Op::assign_ok(*process, *t_ms, partitions.clone()),
+            Event::Crash { process, t_ms } => Op::crash_info(*process, *t_ms),
         };
         h.push(op);
     }
@@ -127,28 +146,24 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
         os_writeback_ms: sc.cluster.os_writeback_ms,
         settings: settings_of(&sc.cluster.config),
     };
-    for f in &sc.faults.at {
-        anyhow::ensure!(faults::supported(&f.kind), "fault kind {:?} is not implemented yet", f.kind);
-    }
-    if let Some(r) = &sc.faults.random {
-        for k in &r.kinds {
-            anyhow::ensure!(faults::supported(k), "fault kind {k:?} is not implemented yet");
-        }
+    for k in sc.faults.at.iter().map(|f| &f.kind).chain(sc.faults.random.iter().flat_map(|r| &r.kinds)) {
+        anyhow::ensure!(faults::supported(k), "fault kind {k:?} is not implemented yet");
     }
     anyhow::ensure!(
         sc.consumers.iter().all(|c| c.group.is_none()),
         "consumer groups are not implemented yet (omit `group` for assign-mode consumers)"
     );
     let observer = Arc::new(RunObserver::new());
-    let cluster = Mutex::new(Cluster::build(&spec, Some(observer.clone())));
+    let cluster = Arc::new(Mutex::new(Cluster::build(&spec, Some(observer.clone()))));
     let bootstrap = cluster.lock().unwrap().bootstrap();
     let handle = madsim::runtime::Handle::current();
-    let mut next_ip = 0usize;
-    let mut client_node = |name: String| {
-        let ip = client_ip(next_ip);
-        next_ip += 1;
-        handle.create_node().name(name).ip(ip).build()
+    // Client machines take addresses in creation order.
+    let next_ip = std::cell::Cell::new(0usize);
+    let take_ip = || {
+        next_ip.set(next_ip.get() + 1);
+        client_ip(next_ip.get() - 1)
     };
+    let client_node = |name: String| handle.create_node().name(name).ip(take_ip()).build();
 
     // Setup: create topics, wait for leaders.
     let admin_node = client_node("admin".into());
@@ -191,23 +206,27 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
     let rec = Arc::new(Recorder::new(start));
     let duration_ms = sc.run.duration_ms;
     let partitions_of: BTreeMap<String, i32> = sc.topics.iter().map(|t| (t.name.clone(), t.partitions as i32)).collect();
-    let mut process = 0u64;
-    let mut joins = Vec::new();
+    let ids = Arc::new(ProcessIds::default());
     for p in &sc.producers {
         for _ in 0..p.count {
-            let node = client_node(format!("producer-{process}"));
-            let spec = producer::ProducerSpec {
-                process,
-                topic: p.topic.clone(),
-                partitions: partitions_of[&p.topic],
-                rate_per_s: p.rate_per_s as f64,
-                keys: p.keys as u64,
-                config: string_map(&p.config),
-                seed,
-                stop_ms: duration_ms,
+            let control = Arc::new(ClientControl::default());
+            let (topic, partitions, rate_per_s, keys) = (p.topic.clone(), partitions_of[&p.topic], p.rate_per_s, p.keys as u64);
+            let (config, bootstrap, rec2, ctl) = (string_map(&p.config), bootstrap.clone(), rec.clone(), control.clone());
+            let workload = move |process| {
+                let spec = producer::ProducerSpec {
+                    process,
+                    topic: topic.clone(),
+                    partitions,
+                    rate_per_s,
+                    keys,
+                    config: config.clone(),
+                    seed,
+                    stop_ms: duration_ms,
+                    control: ctl.clone(),
+                };
+                producer::run(spec, bootstrap.clone(), rec2.clone())
             };
-            joins.push(node.spawn(producer::run(spec, bootstrap.clone(), rec.clone())));
-            process += 1;
+            cluster.lock().unwrap().add_client(ClientRole::Producer, take_ip(), &ids, &rec, control, workload);
         }
     }
     let consumer_topics = |names: &[String]| -> Vec<(String, i32)> {
@@ -215,40 +234,61 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
     };
     for c in &sc.consumers {
         for _ in 0..c.count {
-            let node = client_node(format!("consumer-{process}"));
-            let spec = consumer::ConsumerSpec {
-                process,
-                topics: consumer_topics(&c.topics),
-                config: string_map(&c.config),
-                process_ms: c.process_ms,
-                stop_ms: duration_ms,
+            let control = Arc::new(ClientControl::default());
+            let (topics, config, process_ms) = (consumer_topics(&c.topics), string_map(&c.config), c.process_ms);
+            let (bootstrap, rec2, ctl) = (bootstrap.clone(), rec.clone(), control.clone());
+            let workload = move |process| {
+                let spec = consumer::ConsumerSpec {
+                    process,
+                    topics: topics.clone(),
+                    config: config.clone(),
+                    process_ms,
+                    stop_ms: duration_ms,
+                    control: ctl.clone(),
+                };
+                consumer::run(spec, bootstrap.clone(), rec2.clone())
             };
-            joins.push(node.spawn(consumer::run(spec, bootstrap.clone(), rec.clone())));
-            process += 1;
+            cluster.lock().unwrap().add_client(ClientRole::Consumer, take_ip(), &ids, &rec, control, workload);
         }
     }
-    let events = faults::schedule(&sc, &mut rng);
-    let fault_schedule = events.clone();
-    let fault_log = faults::inject(&cluster, events, sc.run.heal_ms.min(duration_ms), &mut rng, start).await;
-    for j in joins {
-        let _ = j.await;
+    let plan = faults::plan(&sc, &mut rng);
+    let fault_schedule = plan.events.clone();
+    let heal_ms = sc.run.heal_ms.min(duration_ms);
+    if sc.faults.buggify {
+        madsim::buggify::enable();
+    }
+    let fault_log = faults::inject(&cluster, plan.events, heal_ms, &mut rng, start).await;
+    if sc.faults.buggify {
+        madsim::buggify::disable();
+    }
+    // Liveness after heal: the controller must show every partition led and
+    // in sync again within liveness_ms (watched while the workload ends).
+    let recovery = tokio::spawn(watch_recovery(
+        cluster.clone(),
+        settings_of(&sc.cluster.config),
+        start + Duration::from_millis(heal_ms + sc.run.liveness_ms),
+    ));
+    while !cluster.lock().unwrap().clients_finished() {
+        tokio::time::sleep(Duration::from_millis(CLIENT_DONE_POLL_MS)).await;
     }
 
     // Final polls: one fresh reader over every topic.
     let all_topics: Vec<String> = sc.topics.iter().map(|t| t.name.clone()).collect();
     let node = client_node("final-reader".into());
     let spec = consumer::ConsumerSpec {
-        process,
+        process: ids.next(),
         topics: consumer_topics(&all_topics),
         config: BTreeMap::new(),
         process_ms: 0,
         stop_ms: u64::MAX,
+        control: Arc::new(ClientControl::default()),
     };
     let deadline_ms = rec.now_ms() + sc.run.final_poll_ms;
     let complete = node
         .spawn(consumer::final_poll(spec, bootstrap.clone(), rec.clone(), deadline_ms))
         .await
         .unwrap_or(false);
+    let unrecovered = recovery.await.unwrap_or_else(|e| vec![format!("recovery watch failed: {e}")]);
     let (observations, observations_dropped) = observer.take_since(start);
     Ok(RunOutput {
         events: rec.take(),
@@ -256,9 +296,27 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
         fault_schedule,
         sim_ms: rec.now_ms(),
         final_reads_complete: complete,
+        unrecovered,
+        swarm_kinds: plan.swarm_kinds,
         observations,
         observations_dropped,
     })
+}
+
+/// Polls the controller's image until every partition has a leader and a
+/// full-enough ISR ([`checker::liveness::unrecovered`]) or `deadline`
+/// passes; returns what was still unrecovered then (empty: recovered).
+async fn watch_recovery(cluster: Arc<Mutex<Cluster>>, broker: Settings, deadline: tokio::time::Instant) -> Vec<String> {
+    loop {
+        let stuck = match cluster.lock().unwrap().controller_image() {
+            Some(img) => checker::liveness::unrecovered(&img, &broker),
+            None => vec!["no committed image on any controller".to_string()],
+        };
+        if stuck.is_empty() || tokio::time::Instant::now() >= deadline {
+            return stuck;
+        }
+        tokio::time::sleep(Duration::from_millis(RECOVERY_POLL_MS)).await;
+    }
 }
 
 /// Convenience for tests: the verdict of one seed.

@@ -19,6 +19,10 @@ use std::str::FromStr;
 pub const DEFAULT_OS_WRITEBACK_MS: u64 = 5_000;
 /// Default `[run] final_poll_ms`: how long the final reader may take.
 pub const DEFAULT_FINAL_POLL_MS: u64 = 20_000;
+/// Default `[run] liveness_ms`: how long after heal the cluster may take
+/// to have a leader and a full-enough ISR for every partition (a restarted
+/// broker registers, catches up and rejoins ISRs well within this).
+pub const DEFAULT_LIVENESS_MS: u64 = 20_000;
 /// Default `keys` per producer.
 pub const DEFAULT_PRODUCER_KEYS: u32 = 16;
 
@@ -138,6 +142,10 @@ pub struct FaultsSpec {
     pub random: Option<RandomFaults>,
     #[serde(default)]
     pub at: Vec<FaultAt>,
+    /// Fault points inside the broker (madsim's buggify), on during the
+    /// main phase only (off for setup, from heal on).
+    #[serde(default)]
+    pub buggify: bool,
 }
 
 /// One random fault every `every_ms = [lo, hi]` until `heal_ms`.
@@ -146,9 +154,17 @@ pub struct FaultsSpec {
 pub struct RandomFaults {
     pub kinds: Vec<FaultKind>,
     pub every_ms: [u64; 2],
+    /// Swarm testing: each seed draws a non-empty subset of `kinds` and
+    /// injects only those, so some seeds see one kind in isolation and
+    /// others a mix (the subset is reported with the seed).
+    #[serde(default)]
+    pub swarm: bool,
 }
 
 /// `[[faults.at]]`: one fault at a fixed time.
+///
+/// The fields after `duration_ms` refine one kind each and are errors on
+/// any other kind (build one with [`FaultAt::new`] and set them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultAt {
@@ -158,7 +174,80 @@ pub struct FaultAt {
     /// How long the fault lasts; `None`: until heal.
     #[serde(default)]
     pub duration_ms: Option<u64>,
+    /// `partition`: which cut (default `isolate`, the target alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<PartitionShape>,
+    /// `partition` with shape `sets` (two sides cut from each other) or
+    /// `one-way` (traffic from side 0 to side 1 dropped): the sides, as targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sides: Option<Vec<Vec<Target>>>,
+    /// `latency`: every packet's delay is drawn from `[lo, hi]` (network-wide).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<[u64; 2]>,
+    /// `loss`: probability that a packet is dropped (network-wide).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Probability>,
+    /// `slow-consumer`: the consumer waits this long after every poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_ms: Option<u64>,
+    /// `clock-jump`: how far the client's wall clock moves (may be negative).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jump_ms: Option<i64>,
 }
+
+impl FaultAt {
+    /// A fault with no kind-specific options.
+    pub fn new(at_ms: u64, kind: FaultKind, target: Target, duration_ms: Option<u64>) -> FaultAt {
+        FaultAt {
+            at_ms,
+            kind,
+            target,
+            duration_ms,
+            shape: None,
+            sides: None,
+            latency_ms: None,
+            rate: None,
+            process_ms: None,
+            jump_ms: None,
+        }
+    }
+}
+
+/// The cut a `partition` fault makes. Clients (producers, consumers) are
+/// nodes too: they stay with the side that keeps working — the majority,
+/// the larger bridge half, everyone but the isolated or one-way target —
+/// unless `sides` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionShape {
+    /// The target node(s) cut off from every other node (both ways).
+    Isolate,
+    /// `sides = [[..], [..]]` cut from each other both ways; nodes in
+    /// neither side still reach both.
+    Sets,
+    /// Packets from the target (or `sides[0]`) to everyone else (or
+    /// `sides[1]`) are dropped; the other direction still flows.
+    OneWay,
+    /// The servers other than the target split into two halves (seeded);
+    /// the target, the bridge, still reaches both.
+    Bridge,
+    /// Brokers and controllers each split into a minority holding the
+    /// target and a majority (seeded fill); the sides are cut both ways.
+    Majority,
+}
+
+/// A probability in (0, 1]; a newtype so fault specs stay `Eq`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Probability(pub f64);
+
+impl PartialEq for Probability {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Probability {}
 
 /// The fault kinds of DESIGN.md.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,6 +264,26 @@ pub enum FaultKind {
     DiskDirFail,
     PowerLoss,
     SlowConsumer,
+    /// A client process's wall clock jumps by `jump_ms` (brokers' clocks stay).
+    ClockJump,
+}
+
+impl fmt::Display for FaultKind {
+    /// The scenario-file name (`disk-eio`, `clock-jump`, …).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(kebab_name(self).as_str())
+    }
+}
+
+impl fmt::Display for PartitionShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(kebab_name(self).as_str())
+    }
+}
+
+/// A unit enum variant's serde name.
+fn kebab_name<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
 /// What a fault hits, written as in DESIGN.md (`broker:1`, `leader:events/0`, …).
@@ -189,12 +298,14 @@ pub enum Target {
     Coordinator(String),
     Producer(u32),
     Consumer { group: String, index: u32 },
+    /// The Nth assign-mode (group-less) consumer process, `consumer:N`.
+    AssignConsumer(u32),
     Random,
 }
 
 /// The target forms, for error messages.
 pub const TARGET_FORMS: &str = "broker:N, all-brokers, controller:N, active-controller, leader:TOPIC/P, \
-follower:TOPIC/P, coordinator:GROUP, producer:N, consumer:GROUP/N, random";
+follower:TOPIC/P, coordinator:GROUP, producer:N, consumer:GROUP/N, consumer:N, random";
 
 impl FromStr for Target {
     type Err = String;
@@ -224,6 +335,7 @@ impl FromStr for Target {
             "coordinator" if !rest.is_empty() => Ok(Target::Coordinator(rest.to_string())),
             "leader" => slash(rest).map(|(topic, p)| Target::Leader { topic, partition: p as i32 }),
             "follower" => slash(rest).map(|(topic, p)| Target::Follower { topic, partition: p as i32 }),
+            "consumer" if !rest.contains('/') => Ok(Target::AssignConsumer(number(rest)?)),
             "consumer" => slash(rest).map(|(group, index)| Target::Consumer { group, index }),
             _ => Err(bad()),
         }
@@ -242,6 +354,7 @@ impl fmt::Display for Target {
             Target::Coordinator(group) => write!(f, "coordinator:{group}"),
             Target::Producer(n) => write!(f, "producer:{n}"),
             Target::Consumer { group, index } => write!(f, "consumer:{group}/{index}"),
+            Target::AssignConsumer(n) => write!(f, "consumer:{n}"),
             Target::Random => write!(f, "random"),
         }
     }
@@ -271,6 +384,11 @@ pub struct RunSpec {
     /// Bound on the final reader after the workload stops.
     #[serde(default = "default_final_poll_ms")]
     pub final_poll_ms: u64,
+    /// Bound on recovery after heal: by `heal_ms + liveness_ms` every
+    /// partition must have a leader and an ISR of at least
+    /// min(`min.insync.replicas`, replicas) in the controller's image.
+    #[serde(default = "default_liveness_ms")]
+    pub liveness_ms: u64,
 }
 
 /// `[expect]`: what every seed (pass) or some seed (violation) must show.
@@ -298,6 +416,9 @@ fn default_os_writeback_ms() -> u64 {
 }
 fn default_final_poll_ms() -> u64 {
     DEFAULT_FINAL_POLL_MS
+}
+fn default_liveness_ms() -> u64 {
+    DEFAULT_LIVENESS_MS
 }
 
 /// A scenario that cannot be used, with where in which file.
@@ -395,15 +516,30 @@ impl Scenario {
                 return Err(err("[faults", 0, "every_ms", format!("every_ms = [{lo}, {hi}] needs 0 < lo <= hi")));
             }
         }
-        for (i, f) in self.faults.at.iter().enumerate() {
-            if let Target::Leader { topic, partition } | Target::Follower { topic, partition } = &f.target {
-                match topics.get(topic.as_str()) {
-                    None => return Err(err("[[faults.at]]", i, "target", unknown_topic(topic))),
-                    Some(&n) if *partition as i64 >= n as i64 => {
-                        return Err(err("[[faults.at]]", i, "target", format!("topic `{topic}` has {n} partitions")));
-                    }
-                    Some(_) => {}
+        let clients = ClientCounts::of(self);
+        if let Some(r) = &self.faults.random {
+            if r.kinds.is_empty() {
+                return Err(err("[faults", 0, "kinds", "random faults need at least one kind".into()));
+            }
+            for k in &r.kinds {
+                if let Err(m) = check_kind_target(k, &Target::Random, clients) {
+                    return Err(err("[faults", 0, "kinds", m));
                 }
+            }
+        }
+        for (i, f) in self.faults.at.iter().enumerate() {
+            let targets = std::iter::once(&f.target).chain(f.sides.iter().flatten().flatten());
+            for t in targets {
+                if let Err(m) = check_target(t, &topics, clients) {
+                    let field = if t == &f.target { "target" } else { "sides" };
+                    return Err(err("[[faults.at]]", i, field, m));
+                }
+            }
+            if let Err(m) = check_kind_target(&f.kind, &f.target, clients) {
+                return Err(err("[[faults.at]]", i, "target", m));
+            }
+            if let Err((field, m)) = check_fault_options(f) {
+                return Err(err("[[faults.at]]", i, field, m));
             }
         }
         if self.run.heal_ms > self.run.duration_ms {
@@ -434,6 +570,128 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// How many nodes of each kind a scenario starts (what `broker:N`,
+/// `controller:N`, `producer:N` and `consumer:N` targets may name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientCounts {
+    pub brokers: u32,
+    pub controllers: u32,
+    pub producers: u32,
+    /// Assign-mode (group-less) consumers.
+    pub assign_consumers: u32,
+}
+
+impl ClientCounts {
+    pub fn of(sc: &Scenario) -> ClientCounts {
+        ClientCounts {
+            brokers: sc.cluster.brokers,
+            controllers: sc.cluster.controllers,
+            producers: sc.producers.iter().map(|p| p.count).sum(),
+            assign_consumers: sc.consumers.iter().filter(|c| c.group.is_none()).map(|c| c.count).sum(),
+        }
+    }
+}
+
+/// A target names something that exists in the scenario.
+fn check_target(t: &Target, topics: &BTreeMap<&str, u32>, clients: ClientCounts) -> Result<(), String> {
+    match t {
+        Target::Leader { topic, partition } | Target::Follower { topic, partition } => match topics.get(topic.as_str()) {
+            None => Err(format!("unknown topic `{topic}` (not in [[topics]])")),
+            Some(&n) if *partition as i64 >= n as i64 => Err(format!("topic `{topic}` has {n} partitions")),
+            Some(_) => Ok(()),
+        },
+        Target::Coordinator(g) => {
+            Err(format!("`coordinator:{g}` needs consumer groups, which this build does not implement yet"))
+        }
+        Target::Consumer { group, index } => Err(format!(
+            "`consumer:{group}/{index}` needs consumer groups, which this build does not implement yet; \
+             target an assign-mode consumer as `consumer:N`"
+        )),
+        Target::Broker(n) if *n >= clients.brokers => {
+            Err(format!("`broker:{n}`: the cluster has {} broker(s), numbered from 0", clients.brokers))
+        }
+        Target::Controller(n) if *n >= clients.controllers => {
+            Err(format!("`controller:{n}`: the cluster has {} controller(s), numbered from 0", clients.controllers))
+        }
+        Target::Producer(n) if *n >= clients.producers => {
+            Err(format!("`producer:{n}`: the scenario starts {} producer process(es), numbered from 0", clients.producers))
+        }
+        Target::AssignConsumer(n) if *n >= clients.assign_consumers => Err(format!(
+            "`consumer:{n}`: the scenario starts {} assign-mode consumer process(es), numbered from 0",
+            clients.assign_consumers
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A kind can hit this target (disk faults need a server, client faults a client).
+pub fn check_kind_target(kind: &FaultKind, t: &Target, clients: ClientCounts) -> Result<(), String> {
+    let client = matches!(t, Target::Producer(_) | Target::AssignConsumer(_) | Target::Consumer { .. });
+    match kind {
+        FaultKind::DiskEio | FaultKind::DiskFull | FaultKind::DiskDirFail if client => {
+            Err(format!("`{t}` is a client: disk faults hit brokers and controllers"))
+        }
+        FaultKind::SlowConsumer => match t {
+            Target::AssignConsumer(_) | Target::Consumer { .. } => Ok(()),
+            Target::Random if clients.assign_consumers > 0 => Ok(()),
+            Target::Random => Err("a random slow-consumer needs an assign-mode consumer in [[consumers]]".into()),
+            _ => Err(format!("slow-consumer targets a consumer (`consumer:N` or `random`), not `{t}`")),
+        },
+        FaultKind::ClockJump => match t {
+            Target::Producer(_) => Ok(()),
+            Target::Random if clients.producers > 0 => Ok(()),
+            Target::Random => Err("a random clock-jump needs a producer in [[producers]]".into()),
+            _ => Err(format!(
+                "clock-jump targets a producer (`producer:N` or `random`; consumers read no wall clock yet), not `{t}`"
+            )),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// The kind-specific fields are set only on their kind, with sane values.
+fn check_fault_options(f: &FaultAt) -> Result<(), (&'static str, String)> {
+    let only = |field: &'static str, set: bool, kind: FaultKind| -> Result<(), (&'static str, String)> {
+        if set && f.kind != kind {
+            return Err((field, format!("`{field}` applies to kind = \"{kind}\" only")));
+        }
+        Ok(())
+    };
+    only("shape", f.shape.is_some(), FaultKind::Partition)?;
+    only("sides", f.sides.is_some(), FaultKind::Partition)?;
+    only("latency_ms", f.latency_ms.is_some(), FaultKind::Latency)?;
+    only("rate", f.rate.is_some(), FaultKind::Loss)?;
+    only("process_ms", f.process_ms.is_some(), FaultKind::SlowConsumer)?;
+    only("jump_ms", f.jump_ms.is_some(), FaultKind::ClockJump)?;
+    let shape = f.shape.unwrap_or(PartitionShape::Isolate);
+    match (&f.sides, shape) {
+        (Some(_), PartitionShape::Isolate | PartitionShape::Bridge | PartitionShape::Majority) => {
+            return Err(("sides", "`sides` applies to shape = \"sets\" or \"one-way\" only".into()));
+        }
+        (None, PartitionShape::Sets) => {
+            return Err(("sides", "shape = \"sets\" needs sides = [[targets…], [targets…]]".into()));
+        }
+        (Some(sides), _) if sides.len() != 2 || sides.iter().any(|s| s.is_empty()) => {
+            return Err(("sides", format!("`sides` needs exactly two non-empty lists of targets, got {}", sides.len())));
+        }
+        _ => {}
+    }
+    if let Some([lo, hi]) = f.latency_ms {
+        if lo > hi {
+            return Err(("latency_ms", format!("latency_ms = [{lo}, {hi}] needs lo <= hi")));
+        }
+    }
+    if let Some(Probability(r)) = f.rate {
+        if !(r.is_finite() && r > 0.0 && r <= 1.0) {
+            return Err(("rate", format!("rate must be in (0, 1], got {r}")));
+        }
+    }
+    if f.kind == FaultKind::ClockJump && f.jump_ms.is_none() {
+        return Err(("jump_ms", "kind = \"clock-jump\" needs jump_ms (milliseconds, may be negative)".into()));
+    }
+    Ok(())
 }
 
 /// Turns a toml/serde error into file, line and field.

@@ -2,7 +2,7 @@
 //! the file, line and field named (DESIGN.md, "Scenario file contract").
 
 use ksim_sim::report::Verdict;
-use ksim_sim::scenario::{FaultKind, Scenario, ScenarioError, Target};
+use ksim_sim::scenario::{FaultKind, PartitionShape, Probability, Scenario, ScenarioError, Target, DEFAULT_LIVENESS_MS};
 use std::path::Path;
 
 const GOOD: &str = r#"name = "t"
@@ -169,4 +169,72 @@ fn missing_required_field_is_named() {
 fn unreadable_file_names_the_file() {
     let e = Scenario::load(Path::new("/nonexistent/x.toml")).unwrap_err();
     assert!(e.to_string().starts_with("/nonexistent/x.toml: "), "{e}");
+}
+
+/// GOOD's `[[faults.at]]` crash replaced by `fault` (kind, target, options).
+fn with_fault(fault: &str) -> String {
+    with("kind = \"crash\"\ntarget = \"leader:events/0\"", fault)
+}
+
+/// A fault rejected on the line holding `needle` (the `[[faults.at]]`
+/// header for a missing field), naming `field`.
+fn fault_rejected(fault: &str, needle: &str, field: &str) -> String {
+    let text = with_fault(fault);
+    let e = err(&text);
+    assert_eq!((e.line, e.field.as_deref()), (line_of(&text, needle), Some(field)), "{e}");
+    e.to_string()
+}
+
+#[test]
+fn fault_shapes_and_options_parse() {
+    let parse = |fault: &str| Scenario::from_str(&with_fault(fault), "t.toml").unwrap_or_else(|e| panic!("{e}")).faults.at[0].clone();
+    let f = parse("kind = \"partition\"\ntarget = \"random\"\nshape = \"sets\"\nsides = [[\"broker:0\"], [\"broker:1\", \"producer:0\"]]");
+    assert_eq!(f.shape, Some(PartitionShape::Sets));
+    assert_eq!(f.sides.unwrap()[1], vec![Target::Broker(1), Target::Producer(0)]);
+    assert_eq!(parse("kind = \"loss\"\ntarget = \"all-brokers\"\nrate = 0.25").rate, Some(Probability(0.25)));
+    assert_eq!(parse("kind = \"clock-jump\"\ntarget = \"producer:0\"\njump_ms = -5000").jump_ms, Some(-5000));
+    let f = parse("kind = \"slow-consumer\"\ntarget = \"consumer:0\"\nprocess_ms = 900");
+    assert_eq!((f.target, f.process_ms), (Target::AssignConsumer(0), Some(900)));
+    assert_eq!(parse("kind = \"latency\"\ntarget = \"all-brokers\"\nlatency_ms = [10, 50]").latency_ms, Some([10, 50]));
+    // Files without the new fields keep parsing: buggify off, default liveness bound.
+    let sc = Scenario::from_str(GOOD, "t.toml").unwrap();
+    assert!(!sc.faults.buggify && !sc.faults.random.as_ref().unwrap().swarm);
+    assert_eq!(sc.run.liveness_ms, DEFAULT_LIVENESS_MS);
+}
+
+#[test]
+fn fault_option_errors_name_file_line_and_field() {
+    let cases = [
+        ("kind = \"crash\"\ntarget = \"broker:0\"\nshape = \"bridge\"", "shape =", "shape", "applies to kind = \"partition\" only"),
+        ("kind = \"partition\"\ntarget = \"random\"\nshape = \"sets\"", "[[faults.at]]", "sides", "needs sides"),
+        ("kind = \"partition\"\ntarget = \"random\"\nshape = \"diagonal\"", "diagonal", "shape", "unknown variant"),
+        ("kind = \"loss\"\ntarget = \"random\"\nrate = 1.5", "rate =", "rate", "(0, 1]"),
+        ("kind = \"latency\"\ntarget = \"random\"\nlatency_ms = [500, 10]", "latency_ms", "latency_ms", "lo <= hi"),
+        ("kind = \"clock-jump\"\ntarget = \"producer:0\"", "[[faults.at]]", "jump_ms", "needs jump_ms"),
+        ("kind = \"crash\"\ntarget = \"coordinator:g1\"", "coordinator:g1", "target", "consumer groups"),
+        ("kind = \"crash\"\ntarget = \"consumer:g1/0\"", "consumer:g1/0", "target", "consumer:N"),
+        ("kind = \"crash\"\ntarget = \"producer:1\"", "producer:1", "target", "1 producer process"),
+        ("kind = \"crash\"\ntarget = \"broker:3\"", "broker:3", "target", "3 broker(s)"),
+        ("kind = \"disk-eio\"\ntarget = \"producer:0\"", "producer:0", "target", "is a client"),
+        ("kind = \"slow-consumer\"\ntarget = \"broker:0\"", "broker:0", "target", "targets a consumer"),
+        ("kind = \"clock-jump\"\ntarget = \"consumer:0\"\njump_ms = 5", "consumer:0", "target", "targets a producer"),
+        (
+            "kind = \"partition\"\ntarget = \"random\"\nshape = \"one-way\"\nsides = [[\"broker:1\"], [\"leader:nope/0\"]]",
+            "sides",
+            "sides",
+            "unknown topic",
+        ),
+    ];
+    for (fault, needle, field, message) in cases {
+        let e = fault_rejected(fault, needle, field);
+        assert!(e.contains(message), "{fault}: {e}");
+    }
+}
+
+#[test]
+fn random_client_kinds_need_such_clients() {
+    let text = with("kinds = [\"crash\"]", "kinds = [\"clock-jump\"]").replace("[[producers]]\ntopic = \"events\"\nrate_per_s = 100\n", "");
+    let e = err(&text);
+    assert_eq!((e.line, e.field.as_deref()), (line_of(&text, "clock-jump"), Some("kinds")), "{e}");
+    assert!(e.message.contains("needs a producer"), "{e}");
 }

@@ -2,6 +2,7 @@
 //! from string maps (scenario files). Unknown keys are ignored with a debug
 //! log; a bad value is a `ConfigError` naming the key.
 
+use super::clock::ClientClock;
 use super::error::ConfigError;
 use super::interceptor::ProducerInterceptor;
 use super::partitioner::{Partitioner, DEFAULT_PARTITIONER_CLASS, RANDOM_CLASS, ROUND_ROBIN_CLASS, UNIFORM_STICKY_CLASS};
@@ -69,6 +70,8 @@ pub struct ProducerConfig {
     /// `madsim::rand::random()` when the producer is created (deterministic
     /// under madsim).
     pub seed: Option<u64>,
+    /// The wall clock record timestamps (CreateTime) come from.
+    pub clock: ClientClock,
 }
 
 /// Which partitioner picks the partition of records sent without one.
@@ -188,6 +191,7 @@ impl ProducerConfig {
             partitioner,
             interceptors: Interceptors::default(),
             seed: None,
+            clock: ClientClock::default(),
         })
     }
 
@@ -207,6 +211,13 @@ impl ProducerConfig {
     /// Fixes the seed of the partitioners' rng.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+
+    /// Reads record timestamps from `clock` (a harness shares it to make
+    /// the producer's wall clock jump).
+    pub fn with_clock(mut self, clock: ClientClock) -> Self {
+        self.clock = clock;
         self
     }
 }

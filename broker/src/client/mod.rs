@@ -5,6 +5,8 @@
 //!
 //! # Layout
 //!
+//! - [`clock`]: the client's wall clock (system clock plus an offset a
+//!   harness can jump), read for record timestamps.
 //! - [`config`]: producer / consumer / admin settings under Kafka's names.
 //! - [`error`]: `ConfigError`, `ClientError`, `SendError` and the produce
 //!   error classification (definite failure vs unknown outcome).
@@ -21,6 +23,7 @@
 //! - [`admin`]: CreateTopics v7 and waiting for leaders.
 
 pub mod admin;
+pub mod clock;
 pub mod config;
 pub mod consumer;
 pub mod error;
@@ -31,6 +34,7 @@ pub mod partitioner;
 pub mod producer;
 
 pub use admin::{Admin, AlterConfigOp, ConfigEntry};
+pub use clock::ClientClock;
 pub use config::{AdminConfig, ConsumerConfig, Interceptors, NetworkConfig, OffsetReset, PartitionerChoice, ProducerConfig};
 pub use consumer::{Consumer, ConsumerRecord};
 pub use error::{ClientError, ConfigError, SendError};

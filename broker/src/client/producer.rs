@@ -138,7 +138,7 @@ impl Producer {
         value: Option<Bytes>,
     ) -> Result<RecordMetadata, SendError> {
         let deadline = Instant::now() + Duration::from_millis(self.config.delivery_timeout_ms);
-        let timestamp = now_ms();
+        let timestamp = self.config.clock.now_ms();
         let batch = encode_record(key.clone(), value.clone(), timestamp).map_err(|e| SendError {
             indefinite: false,
             message: format!("cannot encode record: {e}"),
@@ -309,14 +309,6 @@ impl Producer {
         let maybe_written = error.maybe_sent();
         AttemptError { error, code: None, maybe_written, sent: true }
     }
-}
-
-/// Milliseconds since the epoch (simulated time under madsim).
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// One record as a v2 record batch without compression, base offset 0.

@@ -52,6 +52,12 @@ pub struct MetadataImage {
     pub version: u64,
     pub brokers: BTreeMap<i32, BrokerInfo>,
     pub topics: BTreeMap<String, TopicInfo>,
+    /// The first producer id no broker has been given yet (KIP-730: the
+    /// controller hands out blocks of ids and records the next free one in
+    /// the replicated metadata, so ids stay unique across brokers, broker
+    /// restarts and controller failover).
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
 
 impl MetadataImage {

@@ -2,8 +2,9 @@
 //!
 //! Brokers register and heartbeat; the active controller fences brokers whose
 //! session expires, elects partition leaders from the ISR, applies ISR
-//! changes asked for by leaders (AlterPartition), creates topics and moves
-//! leadership back to preferred replicas (`auto.leader.rebalance.enable`).
+//! changes asked for by leaders (AlterPartition), creates topics, moves
+//! leadership back to preferred replicas (`auto.leader.rebalance.enable`)
+//! and hands out producer id blocks (KIP-730 AllocateProducerIds).
 //!
 //! The controllers replicate their decisions with Raft ([`raft`]). The Raft
 //! leader is the active controller: it runs [`ControllerState`] on a working
@@ -292,6 +293,10 @@ impl Node {
             ControllerRequest::TopicAdmin(cmd) => {
                 let result = st.apply_topic_command(cmd);
                 Box::new(move |_: &MetadataImage| ControllerResponse::TopicAdmin { result })
+            }
+            ControllerRequest::AllocateProducerIds { broker_id, incarnation } => {
+                let result = st.allocate_producer_ids(broker_id, incarnation);
+                Box::new(move |_: &MetadataImage| ControllerResponse::AllocateProducerIds { result })
             }
             ControllerRequest::Raft(_) => unreachable!("Raft messages are stepped, not handled"),
         };

@@ -47,6 +47,10 @@ pub enum ControllerRequest {
     CreateTopic { name: String, partitions: i32, replication_factor: i32, configs: Settings },
     /// Changes to an existing topic (partitions, config overrides).
     TopicAdmin(super::state::TopicCommand),
+    /// KIP-730 AllocateProducerIds: a broker asks for a block of producer
+    /// ids to hand out to InitProducerId callers. `incarnation` must be the
+    /// broker's registered one (Kafka's broker epoch check).
+    AllocateProducerIds { broker_id: i32, incarnation: u64 },
     /// Controller ↔ controller Raft traffic; a log entry is the metadata
     /// image a decision produced.
     Raft(Message<MetadataImage>),
@@ -58,9 +62,18 @@ pub enum ControllerResponse {
     AlterPartition { result: Result<PartitionState, RpcError> },
     CreateTopic { result: Result<(), RpcError> },
     TopicAdmin { result: Result<(), RpcError> },
+    AllocateProducerIds { result: Result<ProducerIdBlock, RpcError> },
     /// NOT_CONTROLLER (Kafka error 41): this controller is not the active
     /// one; `leader` is the active controller's address when known.
     NotController { leader: Option<SocketAddr> },
+}
+
+/// A block of producer ids `[first, first + len)` given to one broker
+/// (KIP-730's AllocateProducerIds response).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerIdBlock {
+    pub first: i64,
+    pub len: i32,
 }
 
 /// Errors carried as Kafka error codes so brokers can pass them on.

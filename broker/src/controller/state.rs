@@ -7,13 +7,16 @@
 //! (then the partition has no leader and keeps that ISR, as Kafka does).
 
 use super::image::{BrokerInfo, MetadataImage, PartitionState, TopicInfo, NO_LEADER};
-use super::rpc::RpcError;
+use super::rpc::{ProducerIdBlock, RpcError};
 use crate::config::{validate_topic_configs, validate_topic_config, Settings, TopicSettings};
 use kafka_protocol::error::ResponseError;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Bound on partitions one topic may have (a named limit, as everything).
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+/// Producer ids per AllocateProducerIds block (Kafka's
+/// `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`).
+pub const PRODUCER_ID_BLOCK_SIZE: i32 = 1000;
 
 /// Admin changes to an existing topic, applied by the controller.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -426,6 +429,25 @@ impl ControllerState {
         Ok(())
     }
 
+    /// KIP-730 AllocateProducerIds: the next block of producer ids for a
+    /// registered, unfenced broker of the given incarnation (Kafka checks the
+    /// broker epoch: STALE_BROKER_EPOCH otherwise). The image records the
+    /// next free id, so a block is never handed out twice once committed.
+    pub fn allocate_producer_ids(&mut self, broker_id: i32, incarnation: u64) -> Result<ProducerIdBlock, RpcError> {
+        match self.image.brokers.get(&broker_id) {
+            Some(b) if b.incarnation == incarnation && !b.fenced => {}
+            _ => return Err(err(ResponseError::StaleBrokerEpoch, format!("broker {broker_id} incarnation {incarnation} is not registered and unfenced"))),
+        }
+        let first = self.image.next_producer_id;
+        assert!(first >= 0, "next producer id {first} is negative");
+        let next = first
+            .checked_add(PRODUCER_ID_BLOCK_SIZE as i64)
+            .ok_or_else(|| err(ResponseError::UnknownServerError, "producer ids exhausted"))?;
+        self.image.next_producer_id = next;
+        self.bump();
+        Ok(ProducerIdBlock { first, len: PRODUCER_ID_BLOCK_SIZE })
+    }
+
     /// CreateTopics: replicas placed round-robin over registered brokers,
     /// first replica preferred leader; ISR = the live replicas.
     pub fn create_topic(&mut self, name: &str, partitions: i32, replication_factor: i32, configs: Settings) -> Result<(), RpcError> {
@@ -606,6 +628,24 @@ mod tests {
         let unknown = Settings::from_pairs([("no.such.config", "1")]);
         assert_eq!(c.create_topic("v", 1, 1, unknown).unwrap_err().code, ResponseError::InvalidConfig.code());
         assert_eq!(c.create_topic("v", 0, 1, Settings::new()).unwrap_err().code, ResponseError::InvalidPartitions.code());
+    }
+
+    // KIP-730: blocks never overlap and only a live, current broker gets one.
+    #[test]
+    fn producer_id_blocks_are_disjoint_and_need_a_current_broker() {
+        let mut c = cluster3();
+        let a = c.allocate_producer_ids(1, 101).unwrap();
+        let b = c.allocate_producer_ids(2, 102).unwrap();
+        assert_eq!(a, ProducerIdBlock { first: 0, len: PRODUCER_ID_BLOCK_SIZE });
+        assert_eq!(b.first, a.first + a.len as i64);
+        assert_eq!(c.image.next_producer_id, b.first + b.len as i64);
+        let v = c.image.version;
+        assert_eq!(c.allocate_producer_ids(1, 7).unwrap_err().code, ResponseError::StaleBrokerEpoch.code());
+        assert_eq!(c.allocate_producer_ids(9, 1).unwrap_err().code, ResponseError::StaleBrokerEpoch.code());
+        assert_eq!(c.image.version, v, "a refused allocation changes nothing");
+        // A restored controller (failover) continues after the last block.
+        let mut r = ControllerState::restore(c.image.clone(), Settings::new(), 9000, 0);
+        assert_eq!(r.allocate_producer_ids(3, 103).unwrap().first, b.first + b.len as i64);
     }
 
     // Kafka CreatePartitions (KIP-195): increase only, new replicas placed like CreateTopics.

@@ -19,6 +19,11 @@
 //!   modification or, since KIP-534, from a horizon set at the first clean:
 //!   both mean "a consumer had delete.retention.ms to see it").
 //! - Control batches (transaction markers) are kept as they are.
+//! - Batches of idempotent producers (producer id >= 0) keep their own
+//!   offset range, emptied if they lose every record, and never absorb a
+//!   gap: producer state is rebuilt from their headers (last sequence =
+//!   base sequence + lastOffsetDelta), so Kafka's cleaner likewise retains
+//!   producers' batches.
 //! - Records without a key cannot be compacted and are kept (Kafka refuses
 //!   them on produce to a compacted topic).
 //!
@@ -133,9 +138,19 @@ impl Log {
                         kept.push(r);
                     }
                 }
+                let keeps_range = h.producer_id >= 0;
+                if keeps_range {
+                    if let Some((start, template)) = gap.take() {
+                        out.extend(empty_batch(&template, start, h.base_offset - 1)?);
+                    }
+                }
                 if kept.is_empty() {
                     changed = true;
-                    gap.get_or_insert((h.base_offset, h));
+                    if keeps_range {
+                        out.extend(empty_batch(&h, h.base_offset, h.last_offset())?);
+                    } else {
+                        gap.get_or_insert((h.base_offset, h));
+                    }
                     continue;
                 }
                 match gap.take() {
@@ -269,6 +284,47 @@ mod tests {
             log.append_as_leader(&kv(pairs, 1_000, compression), 0).unwrap();
         }
         assert!(log.segment_base_offsets().len() >= 3, "test needs closed segments: {:?}", log.segment_base_offsets());
+    }
+
+    /// A one-record batch of idempotent producer 5 at sequence `seq`.
+    fn idempotent(key: &str, seq: i32) -> Vec<u8> {
+        let mut r = record(0, 1_000, Some(Bytes::from(key.to_string())), Some(Bytes::from_static(b"v")));
+        r.producer_id = 5;
+        r.producer_epoch = 0;
+        r.sequence = seq;
+        encode(&[r], Compression::None)
+    }
+
+    // KIP-98 / Kafka's cleaner retains producers' batches: an emptied
+    // idempotent batch keeps its own offset range (last sequence = base
+    // sequence + lastOffsetDelta), so producer state rebuilt from the
+    // cleaned log is the state before cleaning.
+    #[test]
+    fn idempotent_batches_keep_their_range_so_producer_state_rebuilds_the_same() {
+        let d = disk();
+        let mut log = open(&d);
+        log.append_as_leader(&kv(&[("x", Some("1"))], 1_000, Compression::None), 0).unwrap();
+        for (seq, key) in ["a", "a", "a", "b", "a"].iter().enumerate() {
+            log.append_as_leader(&idempotent(key, seq as i32), 0).unwrap();
+        }
+        log.append_as_leader(&kv(&[("x", Some("2"))], 1_000, Compression::None), 0).unwrap();
+        assert!(log.segment_base_offsets().len() >= 3, "{:?}", log.segment_base_offsets());
+        let before = log.producer_state().clone();
+        let leo = log.log_end_offset();
+        assert!(log.clean(leo, 2_000, DAY_MS).unwrap().records_removed >= 3);
+        let bytes = log.read(0, i64::MAX, usize::MAX).unwrap();
+        let idempotent_ranges: Vec<(i64, i64, i32)> = iter_batches(&bytes)
+            .map(|b| b.unwrap().0)
+            .filter(|h| h.producer_id == 5)
+            .map(|h| (h.base_offset, h.last_offset(), h.base_sequence))
+            .collect();
+        assert_eq!(idempotent_ranges, (1..=5).map(|o| (o, o, o as i32 - 1)).collect::<Vec<_>>());
+        for offset in log.producer_snapshot_offsets().unwrap() {
+            d.remove(&format!("{DIR}/{offset:020}.snapshot")).unwrap();
+        }
+        drop(log);
+        let log = open(&d);
+        assert_eq!(log.producer_state(), &before, "rebuilt from the cleaned log alone");
     }
 
     // Kafka docs, "Log Compaction": the latest value per key survives and

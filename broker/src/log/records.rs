@@ -167,6 +167,35 @@ pub fn build_batch(template: &BatchHeader, base_offset: i64, last_offset_delta: 
     Ok(out)
 }
 
+/// An uncompressed batch of `values` (no keys, every timestamp
+/// `timestamp_ms`, baseOffset 0) carrying an idempotent producer's id,
+/// epoch and base sequence, as a producer sends it: for tests and tools
+/// that speak Produce with raw batches.
+pub fn producer_batch(producer_id: i64, producer_epoch: i16, base_sequence: i32, values: &[Bytes], timestamp_ms: i64) -> anyhow::Result<Vec<u8>> {
+    anyhow::ensure!(!values.is_empty(), "a batch needs a record");
+    let template = BatchHeader {
+        base_offset: 0,
+        batch_length: 0,
+        partition_leader_epoch: -1,
+        magic: 2,
+        crc: 0,
+        attributes: 0,
+        last_offset_delta: values.len() as i32 - 1,
+        base_timestamp: timestamp_ms,
+        max_timestamp: timestamp_ms,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        record_count: values.len() as i32,
+    };
+    let records: Vec<LogRecord> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| LogRecord { offset: i as i64, timestamp: timestamp_ms, key: None, value: Some(v.clone()), headers: Vec::new() })
+        .collect();
+    build_batch(&template, 0, template.last_offset_delta, &records, Compression::None)
+}
+
 /// Re-encodes one batch with another codec, same offsets and records.
 pub fn recompress(batch: &[u8], compression: Compression) -> anyhow::Result<Vec<u8>> {
     let header = super::batch::validate(batch)?;
@@ -191,6 +220,16 @@ mod tests {
             assert_eq!(h.last_offset_delta, 4);
             assert_eq!(decode_batch(&b).unwrap(), before);
         }
+    }
+
+    #[test]
+    fn producer_batch_carries_producer_id_epoch_and_sequence() {
+        let b = producer_batch(42, 3, 17, &[Bytes::from_static(b"a"), Bytes::from_static(b"b")], 5_000).unwrap();
+        let h = validate(&b).unwrap();
+        assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (42, 3, 17));
+        assert_eq!((h.base_offset, h.last_offset_delta, h.record_count, h.max_timestamp), (0, 1, 2, 5_000));
+        let values: Vec<_> = decode_batch(&b).unwrap().into_iter().map(|r| r.value.unwrap()).collect();
+        assert_eq!(values, vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
     }
 
     #[test]

@@ -55,7 +55,7 @@ fn leader_append_assigns_offsets_and_epoch() {
     let (d, _) = disk();
     let mut log = open(&d, config());
     let info = log.append_as_leader(&batch(3, "a", Compression::None), 4).unwrap();
-    assert_eq!(info, AppendInfo { first_offset: 0, last_offset: 2, record_count: 3, max_timestamp: 1_002 });
+    assert_eq!(info, AppendInfo { first_offset: 0, last_offset: 2, record_count: 3, max_timestamp: 1_002, duplicate: false });
     let mut two = batch(2, "b", Compression::Zstd);
     two.extend_from_slice(&batch(1, "c", Compression::None));
     let info = log.append_as_leader(&two, 4).unwrap();
@@ -477,4 +477,153 @@ fn truncate_fully_and_start_at_restarts_the_log() {
     drop(log);
     let log = open(&d, config());
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 102));
+}
+
+/// An idempotent producer's batch of `n` records (producer 5).
+fn pbatch(epoch: i16, seq: i32, n: usize) -> Vec<u8> {
+    let values: Vec<bytes::Bytes> = (0..n).map(|i| bytes::Bytes::from(format!("s{}", seq as usize + i))).collect();
+    records::producer_batch(5, epoch, seq, &values, 1_000).unwrap()
+}
+
+/// A log with small segments (rolls, hence snapshots, every 4 batches)
+/// holding `n` one-record batches of producer 5, sequences 0..n.
+fn producer_log(d: &SimDisk, n: i32) -> (Log, LogConfig) {
+    let small = LogConfig { segment_bytes: 300, ..config() };
+    let mut log = open(d, small.clone());
+    for seq in 0..n {
+        log.append_as_leader(&pbatch(0, seq, 1), 0).unwrap();
+    }
+    (log, small)
+}
+
+// KIP-98: a retried batch writes nothing and answers the original offsets.
+#[test]
+fn duplicate_leader_append_writes_nothing_and_answers_the_original_offsets() {
+    let (d, _) = disk();
+    let mut log = open(&d, config());
+    append_n(&mut log, 1); // a non-idempotent batch first: offsets 0..=2
+    let first = log.append_as_leader(&pbatch(0, 0, 2), 0).unwrap();
+    assert_eq!((first.first_offset, first.last_offset, first.duplicate), (3, 4, false));
+    let size = log.size_bytes();
+    let dup = log.append_as_leader(&pbatch(0, 0, 2), 0).unwrap();
+    assert_eq!((dup.first_offset, dup.last_offset, dup.record_count, dup.duplicate), (3, 4, 0, true));
+    assert_eq!((log.log_end_offset(), log.size_bytes()), (5, size));
+    // A gap and a fenced epoch are refused without writing.
+    assert!(matches!(log.append_as_leader(&pbatch(0, 5, 1), 0), Err(LogError::Producer(producer_state::ProducerError::OutOfOrderSequence { .. }))));
+    log.append_as_leader(&pbatch(1, 0, 1), 0).unwrap();
+    assert!(matches!(log.append_as_leader(&pbatch(0, 2, 1), 0), Err(LogError::Producer(producer_state::ProducerError::InvalidProducerEpoch { .. }))));
+    assert_eq!(log.log_end_offset(), 6);
+}
+
+// Kafka snapshots producer state at every roll; recovery loads the newest
+// snapshot and replays the rest, so dedup survives a crash.
+#[test]
+fn producer_state_survives_a_crash_via_roll_snapshot_and_log_replay() {
+    let (d, _) = disk();
+    let (log, small) = producer_log(&d, 8);
+    assert!(log.segment_base_offsets().len() >= 2, "rolled");
+    let snaps = log.producer_snapshot_offsets().unwrap();
+    assert!(!snaps.is_empty() && snaps.len() <= PRODUCER_SNAPSHOTS_KEPT, "snapshots {snaps:?}");
+    assert!(*snaps.last().unwrap() < log.log_end_offset(), "the tail after the last snapshot must be replayed");
+    let before = log.producer_state().clone();
+    drop(log);
+    d.crash();
+    let mut log = open(&d, small);
+    assert_eq!(log.producer_state(), &before);
+    for seq in 3..8 {
+        let dup = log.append_as_leader(&pbatch(0, seq, 1), 0).unwrap();
+        assert!(dup.duplicate && dup.first_offset == seq as i64, "seq {seq}: {dup:?}");
+    }
+    assert!(log.append_as_leader(&pbatch(0, 2, 1), 0).is_err(), "older than the cache: out of order");
+}
+
+// A corrupt snapshot is never trusted: it is deleted and the state rebuilt
+// from the log (an older snapshot, else the whole log).
+#[test]
+fn corrupt_producer_snapshot_is_ignored_and_state_rebuilt_from_the_log() {
+    let (d, _) = disk();
+    let (log, small) = producer_log(&d, 8);
+    let before = log.producer_state().clone();
+    let snaps = log.producer_snapshot_offsets().unwrap();
+    drop(log);
+    for s in &snaps {
+        let path = format!("{DIR}/{s:020}.snapshot");
+        let mut bytes = d.read_all(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        d.write_atomic(&path, &bytes).unwrap();
+    }
+    let log = open(&d, small);
+    assert_eq!(log.producer_state(), &before, "rebuilt from the log");
+    assert!(log.producer_snapshot_offsets().unwrap().is_empty(), "corrupt snapshots deleted");
+}
+
+// KIP-279 truncation rebuilds producer state for what remains: the
+// truncated batches can be appended again, not answered as duplicates.
+#[test]
+fn truncation_rebuilds_producer_state_for_the_remaining_log() {
+    let (d, _) = disk();
+    let (mut log, _) = producer_log(&d, 6);
+    log.truncate_to(4).unwrap();
+    assert!(log.producer_snapshot_offsets().unwrap().iter().all(|&o| o <= 4));
+    assert_eq!(log.producer_state().entry(5).unwrap().last_seq(), 3);
+    let again = log.append_as_leader(&pbatch(0, 4, 1), 1).unwrap();
+    assert_eq!((again.first_offset, again.duplicate), (4, false));
+    // Truncating everything forgets every producer.
+    log.truncate_fully_and_start_at(10).unwrap();
+    assert!(log.producer_state().is_empty());
+    assert!(log.producer_snapshot_offsets().unwrap().is_empty());
+}
+
+// Followers rebuild the leader's producer state from replicated batches.
+#[test]
+fn follower_append_replays_producer_state() {
+    let (d, _) = disk();
+    let mut leader = open(&d, config());
+    for i in 0..3 {
+        leader.append_as_leader(&pbatch(2, i * 2, 2), 0).unwrap();
+    }
+    let bytes = leader.read(0, i64::MAX, usize::MAX).unwrap();
+    let (fd, _) = disk();
+    let mut follower = open(&fd, config());
+    follower.append_as_follower(&bytes).unwrap();
+    assert_eq!(follower.producer_state(), leader.producer_state());
+    assert!(follower.append_as_leader(&pbatch(2, 2, 2), 1).unwrap().duplicate);
+    assert!(!follower.append_as_leader(&pbatch(2, 6, 1), 1).unwrap().duplicate);
+}
+
+// Kafka keeps a producer's state after retention deleted its batches (until
+// producer.id.expiration.ms); after a restart that state can only come from
+// a snapshot, since the remaining log no longer holds the producer.
+#[test]
+fn producer_state_outlives_retention_through_the_roll_snapshot() {
+    let (d, _) = disk();
+    let (mut log, small) = producer_log(&d, 3);
+    append_n(&mut log, 12);
+    let leo = log.log_end_offset();
+    assert!(log.delete_retained_segments(0, None, Some(0), leo).unwrap() > 0);
+    assert!(log.log_start_offset() > 2, "the producer's batches are gone");
+    assert!(log.producer_state().entry(5).is_some(), "retention keeps producer state");
+    drop(log);
+    d.crash();
+    let mut log = open(&d, small);
+    assert_eq!(log.producer_state().entry(5).map(|e| e.last_seq()), Some(2), "loaded from a snapshot");
+    let dup = log.append_as_leader(&pbatch(0, 2, 1), 0).unwrap();
+    assert_eq!((dup.duplicate, dup.first_offset), (true, 2));
+}
+
+// Kafka's truncateAndReload: a snapshot beyond the recovered log end (its
+// offsets were lost) is deleted, never loaded.
+#[test]
+fn producer_snapshot_beyond_the_log_end_is_deleted_at_recovery() {
+    let (d, _) = disk();
+    let (log, small) = producer_log(&d, 6);
+    let before = log.producer_state().clone();
+    let mut future = before.clone();
+    future.replay(&producer_state::ProducerBatch { producer_id: 77, epoch: 0, base_sequence: 0, last_offset_delta: 0, first_offset: 50, max_timestamp: 1, is_control: false });
+    drop(log);
+    d.write_atomic(&format!("{DIR}/{:020}.snapshot", 100), &future.encode_snapshot(100)).unwrap();
+    let log = open(&d, small);
+    assert_eq!(log.producer_state(), &before);
+    assert!(log.producer_snapshot_offsets().unwrap().iter().all(|&o| o <= log.log_end_offset()));
 }

@@ -327,6 +327,11 @@ impl Partition {
             Ok(info) => info,
             Err(e) => return Err(self.log_failed(&e)),
         };
+        if info.duplicate {
+            // KIP-98: a retried batch is answered with its original offsets
+            // (acks=all then waits for the original to be replicated).
+            return Ok(info);
+        }
         self.note_append(records, &info, Some(self.state.leader_epoch));
         // flush.messages / flush.ms: the fsync happens before the append can
         // count towards the HW (and so before any acknowledgement).
@@ -528,6 +533,12 @@ impl Partition {
             .map_err(|e| log_error_code(&e))
     }
 
+    /// `producer.id.expiration.ms`: forgets idempotent producers idle that
+    /// long (`wall_ms`: ms since the epoch). Returns how many went.
+    pub fn expire_producers(&mut self, wall_ms: i64) -> usize {
+        self.log.remove_expired_producers(wall_ms, self.settings.producer_id_expiration_ms)
+    }
+
     /// One cleaner pass if the topic is compacted.
     pub fn clean_pass(&mut self, wall_ms: i64) -> PResult<crate::log::cleaner::CleanStats> {
         if !self.settings.cleanup_policy.compact {
@@ -619,12 +630,18 @@ impl Partition {
 
 /// Maps a log failure to the Kafka error a client sees.
 pub fn log_error_code(e: &crate::log::LogError) -> ResponseError {
+    use crate::log::producer_state::ProducerError;
     use crate::log::LogError as E;
     match e {
         E::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         E::CorruptBatch(_) | E::InvalidRecords(_) => ResponseError::CorruptMessage,
         E::StaleLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
         E::NonContiguous { .. } => ResponseError::UnknownServerError,
+        E::Producer(p) => match p {
+            ProducerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+            ProducerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            ProducerError::InvalidSequence { .. } => ResponseError::InvalidRecord,
+        },
         E::CorruptCheckpoint { .. } | E::Io(_) | E::Offline(_) => ResponseError::KafkaStorageError,
     }
 }

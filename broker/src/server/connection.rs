@@ -5,6 +5,7 @@
 //! v0 body (KIP-511); other unsupported versions close the connection, as
 //! Kafka does.
 
+use super::buggify;
 use super::BrokerShared;
 use crate::api;
 use crate::protocol::{codec::ProtocolError, decode_request, encode_response, read_frame, write_frame};
@@ -41,9 +42,18 @@ pub async fn serve_connection(shared: Arc<BrokerShared>, mut stream: TcpStream, 
         let version = req.header.request_api_version;
         let correlation_id = req.header.correlation_id;
         let api_key = req.api_key;
+        if api_key == ApiKey::Produce {
+            buggify::maybe_delay(buggify::SLOW_APPEND).await;
+        }
         let Some(resp) = api::dispatch(&shared, req).await else {
             continue; // acks=0 produce: no response
         };
+        if api_key == ApiKey::Fetch {
+            buggify::maybe_delay(buggify::SLOW_FETCH_RESPONSE).await;
+        }
+        if buggify::fires(buggify::SPURIOUS_CLOSE) {
+            return;
+        }
         let bytes = match encode_response(api_key, version, correlation_id, &resp) {
             Ok(b) => b,
             Err(e) => {

@@ -24,6 +24,7 @@ pub async fn fetcher_loop(shared: Arc<BrokerShared>, leader: i32) {
     let mut conn: Option<TcpStream> = None;
     let mut correlation_id = 0i32;
     loop {
+        super::buggify::maybe_delay(super::buggify::SLOW_FOLLOWER_FETCH).await;
         // Partitions we follow on `leader`: (topic, partition, offset, last epoch, leader epoch).
         // Scan and (maybe) deregister under the fetchers lock, so a concurrent
         // apply_image either sees us registered or spawns a new fetcher.

@@ -57,6 +57,7 @@ pub async fn controller_call(shared: &BrokerShared, req: &ControllerRequest) -> 
 
 /// One heartbeat now; applies any newer image.
 pub async fn heartbeat_once(shared: &Arc<BrokerShared>, hw_checkpoints: &BTreeMap<TopicPartition, i64>) -> anyhow::Result<()> {
+    super::buggify::maybe_delay(super::buggify::LATE_HEARTBEAT).await;
     let known_version = shared.image.lock().unwrap().version;
     let offline_replicas: Vec<TopicPartition> = shared.dirs.lock().unwrap().offline_replicas.iter().cloned().collect();
     let req = ControllerRequest::Heartbeat {
@@ -175,6 +176,7 @@ pub async fn isr_loop(shared: Arc<BrokerShared>) {
                 partition_epoch,
                 new_isr: new_isr.clone(),
             };
+            super::buggify::maybe_delay(super::buggify::LATE_ALTER_PARTITION).await;
             let result = controller_call(&shared, &req).await;
             let mut parts = shared.partitions.lock().unwrap();
             let Some(p) = parts.get_mut(&(topic.clone(), partition)) else { continue };

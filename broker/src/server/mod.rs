@@ -4,6 +4,7 @@
 //! `Log::open`, high watermarks come from the checkpoint file, and roles come
 //! from the controller's image, fetched by the first heartbeat.
 
+pub mod buggify;
 pub mod connection;
 pub mod fetcher;
 pub mod heartbeat;
@@ -115,6 +116,8 @@ pub struct BrokerShared {
     /// Woken (with a stored permit) when every log dir failed: the broker
     /// shuts down, as Kafka does.
     pub halt: Notify,
+    /// The producer id block InitProducerId hands ids out of (KIP-730).
+    pub producer_ids: tokio::sync::Mutex<crate::api::init_producer_id::ProducerIdBlockState>,
     start: tokio::time::Instant,
 }
 
@@ -342,6 +345,7 @@ pub async fn run_broker(storage: Arc<dyn Storage>, config: BrokerConfig, incarna
         dirs: Mutex::new(LogDirs::default()),
         dirs_changed: Notify::new(),
         halt: Notify::new(),
+        producer_ids: tokio::sync::Mutex::new(Default::default()),
         start: tokio::time::Instant::now(),
     });
     shared.scan_log_dirs();
@@ -377,14 +381,20 @@ pub async fn run_broker(storage: Arc<dyn Storage>, config: BrokerConfig, incarna
 
 /// HW checkpoints, time-based flushes (`flush.ms`, checked every
 /// `FLUSH_CHECK_INTERVAL_MS`, as Kafka's `log.flush.scheduler.interval.ms`),
-/// retention (every `log.retention.check.interval.ms`) and the cleaner
-/// (every `log.cleaner.backoff.ms`).
+/// retention (every `log.retention.check.interval.ms`), the cleaner
+/// (every `log.cleaner.backoff.ms`) and producer id expiry (every
+/// `producer.id.expiration.check.interval.ms`).
 async fn housekeeping_loop(shared: Arc<BrokerShared>) {
     let mut last_checkpoint_ms = 0;
     let retention_every_ms = shared.config.settings.u64_or("log.retention.check.interval.ms", defaults::RETENTION_CHECK_INTERVAL_MS);
     let clean_every_ms = shared.config.settings.u64_or("log.cleaner.backoff.ms", defaults::CLEANER_BACKOFF_MS);
+    let expire_every_ms = shared
+        .config
+        .settings
+        .u64_or("producer.id.expiration.check.interval.ms", defaults::PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS);
     let mut last_retention_ms = 0;
     let mut last_clean_ms = 0;
+    let mut last_expire_ms = 0;
     loop {
         tokio::time::sleep(Duration::from_millis(FLUSH_CHECK_INTERVAL_MS)).await;
         let now_ms = shared.now_ms();
@@ -421,6 +431,17 @@ async fn housekeeping_loop(shared: Arc<BrokerShared>) {
             }
             if clean_due {
                 last_clean_ms = now_ms;
+            }
+        }
+        if now_ms - last_expire_ms >= expire_every_ms {
+            last_expire_ms = now_ms;
+            let wall_ms = shared.wall_ms();
+            let mut parts = shared.partitions.lock().unwrap();
+            for p in parts.values_mut() {
+                let n = p.expire_producers(wall_ms);
+                if n > 0 {
+                    tracing::info!(broker = shared.config.id, topic = %p.topic, p = p.partition, producers = n, "expired producer ids");
+                }
             }
         }
         if now_ms - last_checkpoint_ms >= HW_CHECKPOINT_INTERVAL_MS {

@@ -39,7 +39,18 @@ pub fn start_broker_in_quorum(
     controllers: Vec<SocketAddr>,
     settings: Settings,
 ) -> madsim::runtime::NodeHandle {
-    let disk = SimDisk::new(5000);
+    start_broker_on_disk(id, addr, controllers, settings, SimDisk::new(5000))
+}
+
+/// `start_broker_in_quorum` on a disk the test keeps (to crash it or to
+/// look at and damage the broker's files between restarts).
+pub fn start_broker_on_disk(
+    id: i32,
+    addr: SocketAddr,
+    controllers: Vec<SocketAddr>,
+    settings: Settings,
+    disk: SimDisk,
+) -> madsim::runtime::NodeHandle {
     madsim::runtime::Handle::current()
         .create_node()
         .name(format!("broker-{id}"))
@@ -100,4 +111,42 @@ pub fn start_controllers(voters: &[SocketAddr], settings: Settings) -> Vec<Contr
 /// A node to run client code on.
 pub fn client_node(ip: &str) -> madsim::runtime::NodeHandle {
     madsim::runtime::Handle::current().create_node().name("client").ip(ip.parse().unwrap()).build()
+}
+
+/// Bound on `wait_until` (simulated ms).
+pub const WAIT_MAX_MS: u64 = 30_000;
+/// How often `wait_until` looks.
+pub const POLL_MS: u64 = 100;
+
+/// Broker `i`'s address in multi-node tests.
+pub fn broker_addr(i: usize) -> SocketAddr {
+    format!("10.0.1.{}:9092", i + 1).parse().unwrap()
+}
+
+/// Controller `i`'s address in quorum tests.
+pub fn controller_addr(i: usize) -> SocketAddr {
+    format!("10.0.2.{}:9093", i + 1).parse().unwrap()
+}
+
+/// Waits (simulated time) until `cond` holds; panics after `WAIT_MAX_MS`.
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let mut waited = 0;
+    while !cond() {
+        assert!(waited < WAIT_MAX_MS, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(POLL_MS)).await;
+        waited += POLL_MS;
+    }
+}
+
+/// The running (`up`) controller that reports leading the highest term:
+/// (index, term).
+pub fn active_controller(controllers: &[ControllerNode], up: &[bool]) -> Option<(usize, u64)> {
+    (0..controllers.len())
+        .filter(|&i| up[i])
+        .filter_map(|i| {
+            let st = *controllers[i].status.lock().unwrap();
+            st.leader.then_some((st.term, i))
+        })
+        .max()
+        .map(|(t, i)| (i, t))
 }

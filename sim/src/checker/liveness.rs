@@ -5,10 +5,17 @@
 //! left without a leader, a consumer that cannot fetch, or an end that
 //! cannot be learned all show up here.
 //!
-//! This is a run-level fact, not in the history: `ksim check` on a stored
+//! A second, run-level measure watches the controller after heal: within
+//! `[run] liveness_ms` of `heal_ms`, every partition must have a leader and
+//! an ISR of at least min(`min.insync.replicas`, replication factor) in the
+//! controller's image ([`unrecovered`] says which do not yet).
+//!
+//! Both are run-level facts, not in the history: `ksim check` on a stored
 //! history always counts 0.
 
 use super::Anomaly;
+use ksim_broker::config::{Settings, TopicSettings};
+use ksim_broker::controller::image::MetadataImage;
 
 pub const KEY: &str = "liveness";
 
@@ -18,18 +25,102 @@ pub fn check(final_reads_complete: bool, final_poll_ms: u64) -> Vec<Anomaly> {
     if final_reads_complete {
         return Vec::new();
     }
-    vec![Anomaly {
-        key: KEY,
-        partition: String::new(),
-        value: None,
-        offset: None,
-        detail: format!("after heal the final reader did not reach the end of every partition within {final_poll_ms} ms"),
-    }]
+    run_level(format!("after heal the final reader did not reach the end of every partition within {final_poll_ms} ms"))
+}
+
+/// One run-level liveness anomaly (no partition, value or offset).
+fn run_level(detail: String) -> Vec<Anomaly> {
+    vec![Anomaly { key: KEY, partition: String::new(), value: None, offset: None, detail }]
+}
+
+/// The partitions of `image` not yet recovered, as `topic/p: why`, in
+/// order: no leader, or fewer in-sync replicas than
+/// min(`min.insync.replicas`, replicas) — the most a healed cluster can
+/// reach. `broker` is the cluster's config (topic overrides come from the
+/// image). Empty when everything recovered.
+pub fn unrecovered(image: &MetadataImage, broker: &Settings) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, topic) in &image.topics {
+        let min_isr = TopicSettings::resolve(broker, &topic.configs).min_insync_replicas.max(1) as usize;
+        for p in &topic.partitions {
+            let need = min_isr.min(p.replicas.len());
+            if p.leader < 0 {
+                out.push(format!("{name}/{}: no leader", p.partition));
+            } else if p.isr.len() < need {
+                out.push(format!("{name}/{}: ISR {:?} below {need}", p.partition, p.isr));
+            }
+        }
+    }
+    out
+}
+
+/// One anomaly when the cluster had not recovered `liveness_ms` after heal
+/// (`stuck`: what [`unrecovered`] said last, or why no image was read).
+pub fn check_recovery(stuck: &[String], liveness_ms: u64) -> Vec<Anomaly> {
+    if stuck.is_empty() {
+        return Vec::new();
+    }
+    run_level(format!("{liveness_ms} ms after heal the controller's image still shows {}", stuck.join("; ")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ksim_broker::controller::image::{PartitionState, TopicInfo};
+
+    fn image(min_isr: Option<&str>, parts: &[(i32, &[i32], &[i32])]) -> MetadataImage {
+        let mut img = MetadataImage::default();
+        let configs = min_isr.map(|v| Settings::from_pairs([("min.insync.replicas", v)])).unwrap_or_default();
+        let partitions = parts
+            .iter()
+            .enumerate()
+            .map(|(i, (leader, replicas, isr))| PartitionState {
+                partition: i as i32,
+                replicas: replicas.to_vec(),
+                isr: isr.to_vec(),
+                leader: *leader,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            })
+            .collect();
+        img.topics.insert("events".into(), TopicInfo { name: "events".into(), topic_id: [0; 16], configs, partitions });
+        img
+    }
+
+    #[test]
+    fn leaders_and_isrs_at_min_isr_are_recovered() {
+        let img = image(Some("2"), &[(0, &[0, 1, 2], &[0, 1]), (1, &[1, 2, 0], &[1, 2, 0])]);
+        assert!(unrecovered(&img, &Settings::default()).is_empty());
+        assert!(check_recovery(&[], 20_000).is_empty());
+    }
+
+    #[test]
+    fn a_partition_without_a_leader_is_not_recovered() {
+        let img = image(None, &[(-1, &[0, 1, 2], &[0])]);
+        let stuck = unrecovered(&img, &Settings::default());
+        assert_eq!(stuck, vec!["events/0: no leader".to_string()]);
+        let a = check_recovery(&stuck, 5_000);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].key, KEY);
+        assert!(a[0].detail.contains("5000 ms after heal") && a[0].detail.contains("events/0: no leader"));
+    }
+
+    #[test]
+    fn an_isr_below_min_isr_is_not_recovered_and_the_broker_default_applies() {
+        // KIP-966-style availability: min ISR 2 from the broker config.
+        let broker = Settings::from_pairs([("min.insync.replicas", "2")]);
+        let img = image(None, &[(0, &[0, 1, 2], &[0])]);
+        assert_eq!(unrecovered(&img, &broker), vec!["events/0: ISR [0] below 2".to_string()]);
+        // A topic override wins over the broker's value.
+        let img = image(Some("1"), &[(0, &[0, 1, 2], &[0])]);
+        assert!(unrecovered(&img, &broker).is_empty());
+    }
+
+    #[test]
+    fn min_isr_above_the_replication_factor_asks_only_for_every_replica() {
+        let img = image(Some("3"), &[(0, &[0, 1], &[0, 1])]);
+        assert!(unrecovered(&img, &Settings::default()).is_empty());
+    }
 
     #[test]
     fn a_final_reader_that_reached_every_end_is_live() {

@@ -53,7 +53,7 @@ impl<'a> Index<'a> {
             }
         };
         for (i, op) in h.ops.iter().enumerate() {
-            for s in op.send_views() {
+            for s in op.send_views(i) {
                 add(&mut ix.by_value, (s.partition, s.value), i);
                 if let Some(o) = s.offset {
                     add(&mut ix.acked_at, (s.partition, o), i);

@@ -48,7 +48,7 @@ pub fn describe_op(op: &Op) -> String {
         OpType::Info => "info",
     };
     let mut parts: Vec<String> = Vec::new();
-    for s in op.send_views() {
+    for s in op.send_views(0) {
         let to = s.offset.map_or_else(String::new, |o| format!(" -> offset {o}"));
         parts.push(format!("{} value {}{to}", s.partition, s.value));
     }
@@ -179,7 +179,7 @@ fn op_lines(r: &SeedReport<'_>, lines: &mut Vec<(u64, String)>) {
     let mut seconds: BTreeMap<u64, Second> = BTreeMap::new();
     for (i, op) in r.history.ops.iter().enumerate() {
         let s = seconds.entry(op.t_ms / 1000).or_default();
-        for send in op.send_views() {
+        for send in op.send_views(i) {
             match send.op_type {
                 OpType::Ok => s.ok += 1,
                 OpType::Fail => s.fail += 1,

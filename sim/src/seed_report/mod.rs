@@ -240,7 +240,7 @@ mod tests {
             obs(1100, 0, 2, ObsEvent::PartitionState { leader: 1, isr: vec![0, 1] }),
             obs(1600, 1, 1, ObsEvent::Hw { value: 2 }),
         ];
-        let ev = |at_ms, kind, target: &str, duration_ms| FaultEvent { at_ms, kind, target: target.parse().unwrap(), duration_ms };
+        let ev = |at_ms, kind, target: &str, duration_ms| FaultEvent { at_ms, kind, target: target.parse().unwrap(), duration_ms, options: Default::default() };
         let act = |t_ms, action: &str, node: &str| FaultLogEntry { t_ms, action: action.into(), node: node.into() };
         let fault_schedule = vec![ev(400, FaultKind::Crash, "leader:events/0", Some(600)), ev(2000, FaultKind::Partition, "broker:1", None)];
         let fault_log = vec![act(400, "crash", "broker-0"), act(1000, "restart", "broker-0"), act(2000, "isolate", "broker-1"), act(2600, "heal", "broker-1")];

@@ -81,7 +81,7 @@ pub fn compute(h: &History, end_ms: u64) -> SeedSeries {
                 break;
             }
             next.next();
-            for s in op.send_views() {
+            for s in op.send_views(i) {
                 match s.op_type {
                     OpType::Ok => {
                         acked[at(op.t_ms)] += 1;

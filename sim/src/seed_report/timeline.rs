@@ -278,7 +278,7 @@ fn process_lane(r: &SeedReport<'_>, sc: &Scale, process: u64, ops: &[usize], bar
     for &i in ops {
         let op = &r.history.ops[i];
         let b = bars.entry(op.t_ms / bar_ms).or_default();
-        let sv = op.send_views();
+        let sv: Vec<_> = op.send_views(i).collect();
         for s in &sv {
             sends = true;
             match s.op_type {

@@ -67,6 +67,12 @@ const PAIRS: &[(&str, &str, &str)] = &[
     ("disk-eio", "disk-eio", "repair-disk"),
     ("disk-full", "disk-full", "repair-disk"),
     ("disk-dir-fail", "disk-dir-fail", "repair-disk"),
+    ("partition", "partition", "heal-partition"),
+    ("latency", "latency", "restore-network"),
+    ("loss", "loss", "restore-network"),
+    ("slow-consumer", "slow-consumer", "unstall"),
+    // The jump back is logged as another `clock-jump` (of -delta).
+    ("clock-jump", "clock-jump", "clock-jump"),
 ];
 
 /// One node's share of a fault, while pairing.
@@ -92,7 +98,25 @@ fn intervals(log: &[FaultLogEntry], end_ms: u64) -> Vec<Interval> {
     let mut out: Vec<Interval> = Vec::new();
     for e in log {
         let word = first_word(&e.action);
-        if let Some(&(_, kind, ends_with)) = PAIRS.iter().find(|p| p.0 == word) {
+        let start = PAIRS.iter().find(|p| p.0 == word);
+        // What ends an open interval: on its node; for an action that never
+        // starts one, on any node (a shaped partition heals under the name
+        // of its first link, network faults under `network`).
+        let open = out.iter().position(|i| i.node == e.node && i.ends_with == Some(word)).or_else(|| {
+            if start.is_some() {
+                None
+            } else {
+                out.iter().position(|i| i.ends_with == Some(word))
+            }
+        });
+        if let Some(at) = open {
+            let i = &mut out[at];
+            i.ends_with = None;
+            i.end_ms = e.t_ms;
+            i.actions.push(e.clone());
+            continue;
+        }
+        if let Some(&(_, kind, ends_with)) = start {
             out.push(Interval {
                 kind: kind.to_string(),
                 ends_with: Some(ends_with),
@@ -104,23 +128,15 @@ fn intervals(log: &[FaultLogEntry], end_ms: u64) -> Vec<Interval> {
             });
             continue;
         }
-        let open = out.iter_mut().find(|i| i.node == e.node && i.ends_with == Some(word));
-        match open {
-            Some(i) => {
-                i.ends_with = None;
-                i.end_ms = e.t_ms;
-                i.actions.push(e.clone());
-            }
-            None => out.push(Interval {
-                kind: word.to_string(),
-                ends_with: None,
-                node: e.node.clone(),
-                start_ms: e.t_ms,
-                end_ms: e.t_ms,
-                actions: vec![e.clone()],
-                taken: false,
-            }),
-        }
+        out.push(Interval {
+            kind: word.to_string(),
+            ends_with: None,
+            node: e.node.clone(),
+            start_ms: e.t_ms,
+            end_ms: e.t_ms,
+            actions: vec![e.clone()],
+            taken: false,
+        });
     }
     for i in &mut out {
         if i.ends_with.take().is_some() {
@@ -132,7 +148,7 @@ fn intervals(log: &[FaultLogEntry], end_ms: u64) -> Vec<Interval> {
 
 /// The scenario's name of a fault kind (`disk-eio`).
 fn kind_name(ev: &FaultEvent) -> String {
-    serde_json::to_value(&ev.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    ev.kind.to_string()
 }
 
 /// The one node a target names outright, if it does.
@@ -215,7 +231,7 @@ mod tests {
     use crate::scenario::FaultKind;
 
     fn ev(at_ms: u64, kind: FaultKind, target: &str, duration_ms: Option<u64>) -> FaultEvent {
-        FaultEvent { at_ms, kind, target: target.parse().unwrap(), duration_ms }
+        FaultEvent { at_ms, kind, target: target.parse().unwrap(), duration_ms, options: Default::default() }
     }
 
     fn act(t_ms: u64, action: &str, node: &str) -> FaultLogEntry {
@@ -277,6 +293,26 @@ mod tests {
         // The leader crash hit nothing (no leader known): an empty window.
         assert_eq!((w[1].target.as_deref(), w[1].nodes.len(), w[1].end_ms), (Some("leader:x/0"), 0, 5000));
         assert_eq!((w[2].kind.as_str(), w[2].target.as_deref()), ("restart", None));
+    }
+
+    #[test]
+    fn network_faults_shaped_partitions_and_clock_jumps_pair_with_their_undo() {
+        let schedule = vec![
+            ev(1000, FaultKind::Latency, "random", Some(1000)),
+            ev(1500, FaultKind::Partition, "broker:0", Some(1000)),
+            ev(1500, FaultKind::ClockJump, "producer:0", Some(500)),
+        ];
+        let log = vec![
+            act(1000, "latency 50..200ms", "network"),
+            act(1500, "partition majority [broker-0] [broker-1,broker-2]", "broker-0"),
+            act(1500, "clock-jump 60000", "producer-0"),
+            act(2000, "restore-network", "network"),
+            act(2000, "clock-jump -60000", "producer-0"),
+            act(2500, "heal-partition", "broker-1"),
+        ];
+        let w = windows(&schedule, &log, 9000);
+        let seen: Vec<(&str, u64, u64, usize)> = w.iter().map(|w| (w.kind.as_str(), w.start_ms, w.end_ms, w.actions.len())).collect();
+        assert_eq!(seen, vec![("latency", 1000, 2000, 2), ("partition", 1500, 2500, 2), ("clock-jump", 1500, 2000, 2)]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! from the beginning and record each non-empty poll; and the final reader
 //! that, after heal, reads every partition to its end.
 
-use super::{decode_value, tp_key, Event, Recorder};
+use super::{decode_value, tp_key, ClientControl, Event, Recorder};
 use ksim_broker::client::{Consumer, ConsumerConfig, ConsumerRecord};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,6 +22,8 @@ pub struct ConsumerSpec {
     /// Simulated processing time per poll.
     pub process_ms: u64,
     pub stop_ms: u64,
+    /// Client faults' handle (slow-consumer stalls).
+    pub control: Arc<ClientControl>,
 }
 
 fn all_partitions(topics: &[(String, i32)]) -> Vec<(String, i32)> {
@@ -74,6 +76,11 @@ pub async fn run(spec: ConsumerSpec, bootstrap: Vec<SocketAddr>, rec: Arc<Record
                 }
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(POLL_BACKOFF_MS)).await,
+        }
+        // slow-consumer: processing stalls after every poll, data or not.
+        let stall_ms = spec.control.stall_ms();
+        if stall_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(stall_ms)).await;
         }
     }
 }

@@ -11,7 +11,13 @@
 pub mod consumer;
 pub mod producer;
 
+use ksim_broker::client::ClientClock;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+/// Reason recorded on sends still in flight when their process crashed.
+pub const CRASHED_IN_FLIGHT: &str = "client process crashed with the send in flight";
 
 /// Outcome of one send, classified as Kafka's errors demand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,11 +33,43 @@ pub enum SendOutcome {
 /// One recorded completion.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// `invoke_t_ms`: when the send was called; `t_ms`: when it completed.
-    Send { process: u64, invoke_t_ms: u64, t_ms: u64, partition: String, value: i64, outcome: SendOutcome },
+    /// `invoke_t_ms`: when the send was called; `t_ms`: when it completed;
+    /// `key`: the record key (`k{idx}`), for the per-key order checker.
+    Send { process: u64, invoke_t_ms: u64, t_ms: u64, partition: String, key: Option<String>, value: i64, outcome: SendOutcome },
     /// One ok poll: per partition, (offset, value) pairs in offset order.
     Poll { process: u64, t_ms: u64, reads: Vec<(String, Vec<(i64, i64)>)> },
     Assign { process: u64, t_ms: u64, partitions: Vec<String> },
+    /// The process was killed (a client crash fault); it never runs again
+    /// (a restarted client is a new process).
+    Crash { process: u64, t_ms: u64 },
+}
+
+/// The harness's handle on one client process, shared across its restarts:
+/// what client faults change while it runs.
+#[derive(Debug, Default)]
+pub struct ClientControl {
+    /// The wall clock the client reads (clock-jump moves it).
+    pub clock: ClientClock,
+    /// slow-consumer: extra wait after every poll, 0 when healthy.
+    stall_ms: AtomicU64,
+}
+
+impl ClientControl {
+    pub fn stall_ms(&self) -> u64 {
+        self.stall_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn set_stall_ms(&self, ms: u64) {
+        self.stall_ms.store(ms, Ordering::Relaxed);
+    }
+}
+
+/// A send invoked and not yet completed.
+#[derive(Debug, Clone)]
+struct PendingSend {
+    invoke_t_ms: u64,
+    partition: String,
+    key: Option<String>,
 }
 
 /// The shared log of events (completion order = simulated time order).
@@ -39,11 +77,13 @@ pub struct Recorder {
     start: tokio::time::Instant,
     events: Mutex<Vec<Event>>,
     next_value: Mutex<i64>,
+    /// (process, value) of sends in flight, so a crash can close them as `info`.
+    pending: Mutex<BTreeMap<(u64, i64), PendingSend>>,
 }
 
 impl Recorder {
     pub fn new(start: tokio::time::Instant) -> Self {
-        Recorder { start, events: Mutex::new(Vec::new()), next_value: Mutex::new(0) }
+        Recorder { start, events: Mutex::new(Vec::new()), next_value: Mutex::new(0), pending: Mutex::new(BTreeMap::new()) }
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -60,6 +100,51 @@ impl Recorder {
 
     pub fn record(&self, e: Event) {
         self.events.lock().unwrap().push(e);
+    }
+
+    /// A send of `value` to `partition` starts now; returns its invoke time.
+    pub fn invoke_send(&self, process: u64, partition: String, key: Option<String>, value: i64) -> u64 {
+        let invoke_t_ms = self.now_ms();
+        self.pending.lock().unwrap().insert((process, value), PendingSend { invoke_t_ms, partition, key });
+        invoke_t_ms
+    }
+
+    /// Records the completion of a send started with `invoke_send` (nothing
+    /// when its process was declared crashed meanwhile).
+    pub fn complete_send(&self, process: u64, value: i64, outcome: SendOutcome) {
+        let Some(p) = self.pending.lock().unwrap().remove(&(process, value)) else { return };
+        self.record(Event::Send {
+            process,
+            invoke_t_ms: p.invoke_t_ms,
+            t_ms: self.now_ms(),
+            partition: p.partition,
+            key: p.key,
+            value,
+            outcome,
+        });
+    }
+
+    /// The process was killed: its sends in flight complete as `info`
+    /// (they may or may not have been written), then the crash itself.
+    pub fn crash(&self, process: u64) {
+        let in_flight: Vec<((u64, i64), PendingSend)> = {
+            let mut pending = self.pending.lock().unwrap();
+            let keys: Vec<(u64, i64)> = pending.range((process, i64::MIN)..=(process, i64::MAX)).map(|(k, _)| *k).collect();
+            keys.into_iter().filter_map(|k| pending.remove(&k).map(|p| (k, p))).collect()
+        };
+        let t_ms = self.now_ms();
+        for ((_, value), p) in in_flight {
+            self.record(Event::Send {
+                process,
+                invoke_t_ms: p.invoke_t_ms,
+                t_ms,
+                partition: p.partition,
+                key: p.key,
+                value,
+                outcome: SendOutcome::Info(CRASHED_IN_FLIGHT.into()),
+            });
+        }
+        self.record(Event::Crash { process, t_ms });
     }
 
     pub fn take(&self) -> Vec<Event> {

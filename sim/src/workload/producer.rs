@@ -2,7 +2,7 @@
 //! from `keys`, partitioned by Kafka's murmur2 so the history knows each
 //! send's partition even when the outcome is unknown.
 
-use super::{encode_value, tp_key, Event, Recorder, SendOutcome};
+use super::{encode_value, tp_key, ClientControl, Recorder, SendOutcome};
 use ksim_broker::client::{partition_for_key, Producer, ProducerConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -24,6 +24,8 @@ pub struct ProducerSpec {
     pub seed: u64,
     /// Stop sending at this time (ms since the main phase started).
     pub stop_ms: u64,
+    /// Client faults' handle (the producer's wall clock).
+    pub control: Arc<ClientControl>,
 }
 
 pub async fn run(spec: ProducerSpec, bootstrap: Vec<SocketAddr>, rec: Arc<Recorder>) {
@@ -34,7 +36,7 @@ pub async fn run(spec: ProducerSpec, bootstrap: Vec<SocketAddr>, rec: Arc<Record
             return;
         }
     };
-    let producer = Arc::new(Producer::new(bootstrap, config));
+    let producer = Arc::new(Producer::new(bootstrap, config.with_clock(spec.control.clock.clone())));
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ (spec.process.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
     let interval = Duration::from_secs_f64(1.0 / spec.rate_per_s.max(0.001));
     let outstanding = Arc::new(tokio::sync::Semaphore::new(MAX_OUTSTANDING_SENDS));
@@ -42,13 +44,14 @@ pub async fn run(spec: ProducerSpec, bootstrap: Vec<SocketAddr>, rec: Arc<Record
         let permit = outstanding.clone().acquire_owned().await.expect("semaphore open");
         let value = rec.next_value();
         let key_idx = rng.random_range(0..spec.keys.max(1));
-        let key = bytes::Bytes::from(format!("k{key_idx}"));
+        let key_name = format!("k{key_idx}");
+        let key = bytes::Bytes::from(key_name.clone());
         let partition = partition_for_key(&key, spec.partitions);
         let producer = producer.clone();
         let rec2 = rec.clone();
         let topic = spec.topic.clone();
         let process = spec.process;
-        let invoke_t_ms = rec.now_ms();
+        rec.invoke_send(process, tp_key(&topic, partition), Some(key_name), value);
         tokio::spawn(async move {
             let result = producer.send(&topic, Some(partition), Some(key), Some(encode_value(value))).await;
             let outcome = match result {
@@ -56,7 +59,7 @@ pub async fn run(spec: ProducerSpec, bootstrap: Vec<SocketAddr>, rec: Arc<Record
                 Err(e) if e.indefinite => SendOutcome::Info(e.message.clone()),
                 Err(e) => SendOutcome::Fail(e.message.clone()),
             };
-            rec2.record(Event::Send { process, invoke_t_ms, t_ms: rec2.now_ms(), partition: tp_key(&topic, partition), value, outcome });
+            rec2.complete_send(process, value, outcome);
             drop(permit);
         });
         tokio::time::sleep(interval).await;

@@ -1,0 +1,116 @@
+//! `key-order` (an extension of DESIGN.md's catalogue): sends of one key
+//! to one partition that happened one after the other in real time — the
+//! first acknowledged before the second was invoked — must land at
+//! increasing offsets, whichever producers sent them. A log that puts a
+//! later send of a key before an earlier one breaks Kafka's per-key order.
+//!
+//! Needs the record key (fifth element of a send micro-op) and invocation
+//! times; sends without them are not judged. Offsets come from the
+//! acknowledgement, else from where a reader found the value.
+
+use super::index::{describe, Index};
+use super::Anomaly;
+use crate::history::{History, OpType};
+use std::collections::BTreeMap;
+
+pub const KEY: &str = "key-order";
+
+/// One judged send: (invoked, completed, offset, value, op index).
+type Timed = (u64, u64, i64, i64, usize);
+
+pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
+    let mut by_key: BTreeMap<(&str, &str), Vec<Timed>> = BTreeMap::new();
+    for s in h.sends() {
+        let (Some(key), Some(invoked)) = (s.key, s.invoke_t_ms) else { continue };
+        if s.op_type == OpType::Fail {
+            continue;
+        }
+        if let Some(o) = s.offset.or_else(|| ix.offset(s.partition, s.value)) {
+            by_key.entry((s.partition, key)).or_default().push((invoked, s.t_ms, o, s.value, s.op_index));
+        }
+    }
+    let mut out = Vec::new();
+    for ((partition, key), mut sends) in by_key {
+        // Sweep the sends in invocation order, folding in every send
+        // completed strictly before the current one was invoked; the
+        // highest offset among them must stay below the current offset.
+        let mut done: Vec<Timed> = sends.clone();
+        done.sort_by_key(|s| (s.1, s.4));
+        sends.sort_by_key(|s| (s.0, s.4));
+        let mut next = 0;
+        let mut highest: Option<Timed> = None;
+        for b in &sends {
+            while next < done.len() && done[next].1 < b.0 {
+                if highest.is_none_or(|m| done[next].2 > m.2) {
+                    highest = Some(done[next]);
+                }
+                next += 1;
+            }
+            if let Some(a) = highest.filter(|a| a.2 >= b.2) {
+                let detail = format!(
+                    "key {key}: value {} ({}) was acknowledged at offset {} by {} ms, before value {} ({}) was invoked at {} ms, which landed at offset {}",
+                    a.3,
+                    describe(h, a.4),
+                    a.2,
+                    a.1,
+                    b.3,
+                    describe(h, b.4),
+                    b.0,
+                    b.2
+                );
+                out.push(Anomaly { key: KEY, partition: partition.into(), value: Some(b.3), offset: Some(b.2), detail });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::vectors::*;
+    use super::*;
+    use crate::history::{MicroOp, Op};
+
+    fn keyed(process: u64, invoke: u64, done: u64, key: &str, value: i64, offset: i64) -> Op {
+        let m = MicroOp::Send { partition: P.into(), value, offset: Some(offset), key: Some(key.into()) };
+        Op::micro(process, "send", done, OpType::Ok, &[m]).invoked_at(invoke)
+    }
+
+    fn run(h: &History) -> Vec<(Option<i64>, Option<i64>)> {
+        check(h, &Index::build(h)).iter().map(|a| (a.value, a.offset)).collect()
+    }
+
+    #[test]
+    fn sequential_sends_of_a_key_at_increasing_offsets_keep_key_order() {
+        let h = history(vec![keyed(1, 0, 5, "k1", 1, 0), keyed(2, 6, 9, "k1", 2, 3), keyed(1, 10, 12, "k1", 3, 4)]);
+        assert!(run(&h).is_empty());
+    }
+
+    #[test]
+    fn a_send_invoked_after_another_was_acknowledged_but_landing_before_it_breaks_key_order() {
+        // Another producer's send of k1 acknowledged at 7 by 5 ms; ours,
+        // invoked at 6 ms, landed at 3 (the log reordered them).
+        let h = history(vec![keyed(1, 0, 5, "k1", 1, 7), keyed(2, 6, 9, "k1", 2, 3)]);
+        assert_eq!(run(&h), vec![(Some(2), Some(3))]);
+    }
+
+    #[test]
+    fn overlapping_sends_and_other_keys_are_not_ordered() {
+        let h = history(vec![
+            keyed(1, 0, 5, "k1", 1, 7),
+            keyed(2, 5, 9, "k1", 2, 3), // invoked as the first completed: concurrent
+            keyed(3, 6, 9, "k2", 3, 4), // another key
+        ]);
+        assert!(run(&h).is_empty());
+    }
+
+    #[test]
+    fn sends_without_keys_or_invocation_times_are_not_judged() {
+        let h = history(vec![
+            Op::send_ok(1, 5, P, 1, Some(7)).invoked_at(0),
+            Op::send_ok(1, 9, P, 2, Some(3)).invoked_at(6),
+            Op::micro(1, "send", 20, OpType::Ok, &[MicroOp::Send { partition: P.into(), value: 3, offset: Some(1), key: Some("k".into()) }]),
+        ]);
+        assert!(run(&h).is_empty());
+    }
+}
