@@ -216,7 +216,13 @@ fn buggify_changes_a_run_and_acks_all_still_loses_nothing() {
     let buggified = run_seed(&on(quiet_base()), 1).expect("buggified run");
     assert!(buggified.history.to_jsonl() != base.history.to_jsonl(), "buggify changed nothing");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/fast/acks-all-leader-crash.toml");
-    let safe = on(Scenario::load(&path).unwrap_or_else(|e| panic!("{e}")));
+    let mut safe = on(Scenario::load(&path).unwrap_or_else(|e| panic!("{e}")));
+    // Idempotence is off there: the retries buggify's spurious closes
+    // cause may reorder a producer's sends (Kafka allows that with
+    // max.in.flight > 1), which send-order checkers see as reordering and
+    // write cycles. Durability (lost-write, unseen, offsets, replicas)
+    // stays forbidden.
+    safe.expect.allow.extend(["nonmonotonic-send", "g0", "g1c"].map(String::from));
     for seed in 0..3 {
         let r = run_seed(&safe, seed).expect("run");
         assert!(r.met, "seed {seed} with buggify: {:?}", r.notes);

@@ -16,6 +16,7 @@ use crate::sweep;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::Instant;
 
@@ -64,7 +65,8 @@ impl GenLog {
 /// A seeded history of about `ops` operations (see the module doc).
 pub fn generate_history(ops: usize, seed: u64) -> History {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut logs: Vec<GenLog> = (0..GEN_PARTITIONS).map(|p| GenLog { name: format!("bench/{p}"), records: Vec::new() }).collect();
+    let mut logs: Vec<GenLog> =
+        (0..GEN_PARTITIONS).map(|p| GenLog { name: format!("bench/{p}"), records: Vec::new() }).collect();
     let mut ctp_in = GenLog { name: CTP_IN.into(), records: Vec::new() };
     let mut ctp_out = GenLog { name: CTP_OUT.into(), records: Vec::new() };
     let mut h = History::default();
@@ -106,7 +108,8 @@ pub fn generate_history(ops: usize, seed: u64) -> History {
                 }
                 _ => (OpType::Ok, Some(logs[part].append(v, true))),
             };
-            let m = MicroOp::Send { partition: logs[part].name.clone(), value: v, offset, key: Some(format!("k{key}")) };
+            let m =
+                MicroOp::Send { partition: logs[part].name.clone(), value: v, offset, key: Some(format!("k{key}")) };
             h.push(Op::micro(p, "send", t_ms, op_type, &[m]).invoked_at(invoke));
         } else if roll < 75 {
             // Input for the transform.
@@ -156,7 +159,9 @@ pub fn generate_history(ops: usize, seed: u64) -> History {
                 let o = ctp_out.append(v, true);
                 micro.push(MicroOp::send(CTP_OUT, v, Some(o)));
             }
-            let op = Op::txn(ctp_process, t_ms, OpType::Ok, &micro).in_group(CTP_GROUP).with_offsets(&[(CTP_IN, next as i64)]);
+            let op = Op::txn(ctp_process, t_ms, OpType::Ok, &micro)
+                .in_group(CTP_GROUP)
+                .with_offsets(&[(CTP_IN, next as i64)]);
             h.push(op.invoked_at(t_ms.saturating_sub(1)));
         }
     }
@@ -190,6 +195,9 @@ pub struct CheckerBench {
     pub check_ops_per_s: f64,
     /// Anomalies found (0 on the clean generated history).
     pub anomalies: u64,
+    /// Wall ms of each part, timed on its own: `index` (the shared
+    /// version order) and every history checker by module name.
+    pub parts_ms: BTreeMap<String, u64>,
 }
 
 /// Generates `ops` operations from `seed` and times the catalogue on them.
@@ -206,6 +214,15 @@ pub fn bench_checkers(ops: usize, seed: u64) -> CheckerBench {
     let t = Instant::now();
     let result = checker::check_all(&h);
     let check_s = t.elapsed().as_secs_f64();
+    let mut parts_ms = BTreeMap::new();
+    let t = Instant::now();
+    let ix = checker::index::Index::build(&h);
+    parts_ms.insert("index".to_string(), t.elapsed().as_millis() as u64);
+    for (name, check) in checker::HISTORY_CHECKERS {
+        let t = Instant::now();
+        check(&h, &ix);
+        parts_ms.insert(name.to_string(), t.elapsed().as_millis() as u64);
+    }
     CheckerBench {
         ops: h.ops.len() as u64,
         generate_ms,
@@ -214,6 +231,7 @@ pub fn bench_checkers(ops: usize, seed: u64) -> CheckerBench {
         check_ms: (check_s * 1000.0) as u64,
         check_ops_per_s: h.ops.len() as f64 / check_s.max(1e-9),
         anomalies: result.total(),
+        parts_ms,
     }
 }
 

@@ -27,6 +27,13 @@
 //! `process_ms` after every poll; `clock-jump` moves a producer's wall clock
 //! (its records' CreateTime) by `jump_ms`.
 //!
+//! The schedule draws from its own stream of the seed ([`schedule_rng`]) and
+//! names each random fault's target when it is drawn (`broker:N`), so a
+//! seed's schedule written out as fixed `[[faults.at]]` entries
+//! ([`FaultEvent::to_fault_at`], used by `ksim shrink`) replays the same run:
+//! the injector's own draws (`random` targets written in the file, torn
+//! power-loss writes, dir choice) do not depend on the schedule's.
+//!
 //! Disk faults (the broker reacts as Kafka: the I/O error takes the log dir
 //! offline, and a broker with no dir left halts):
 //! - `disk-eio`: appends, truncates, fsyncs and checkpoint writes on the
@@ -40,16 +47,18 @@
 //! process restarted, since Kafka brings a failed dir back only on restart.
 
 use crate::cluster::{Cluster, NodeRef};
-use crate::scenario::{FaultAt, FaultKind, PartitionShape, Probability, Scenario, Target};
+use crate::scenario::{ClientCounts, FaultAt, FaultKind, PartitionShape, Probability, Scenario, Target};
 use madsim::net::NetSim;
 use rand::seq::SliceRandom;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// How long a random fault lasts when the scenario does not say.
 pub const RANDOM_FAULT_DURATION_MS: (u64, u64) = (1_000, 8_000);
+/// The ChaCha stream [`schedule`] draws from (the injector uses stream 0).
+pub const SCHEDULE_RNG_STREAM: u64 = 1;
 /// `latency` without `latency_ms`: packets take this long (ms, drawn per packet).
 pub const DEFAULT_LATENCY_MS: [u64; 2] = [50, 400];
 /// `loss` without `rate`: the share of packets dropped.
@@ -92,6 +101,31 @@ pub struct FaultEvent {
     pub duration_ms: Option<u64>,
     /// Shape, latency, rate, … (defaults when unset).
     pub options: FaultOptions,
+}
+
+impl FaultEvent {
+    /// The event as a fixed `[[faults.at]]` entry (a schedule made explicit).
+    pub fn to_fault_at(&self) -> FaultAt {
+        let o = &self.options;
+        FaultAt {
+            shape: o.shape,
+            sides: o.sides.clone(),
+            latency_ms: o.latency_ms,
+            rate: o.rate,
+            process_ms: o.process_ms,
+            jump_ms: o.jump_ms,
+            ..FaultAt::new(self.at_ms, self.kind.clone(), self.target.clone(), self.duration_ms)
+        }
+    }
+}
+
+/// The rng a seed's schedule is drawn from: its own stream, so that the
+/// injector's draws are the same whether random faults come from
+/// `[faults] random` or are written out as fixed entries.
+pub fn schedule_rng(seed: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(SCHEDULE_RNG_STREAM);
+    rng
 }
 
 /// Kinds this build can inject (every kind of DESIGN.md).
@@ -161,7 +195,8 @@ pub fn plan(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Schedule {
             if kind == FaultKind::ClockJump {
                 options.jump_ms = Some(rng.random_range(-RANDOM_CLOCK_JUMP_MS_MAX..=RANDOM_CLOCK_JUMP_MS_MAX));
             }
-            events.push(FaultEvent { at_ms: t, kind, target: Target::Random, duration_ms: Some(duration), options });
+            let target = random_target(scenario, &kind, rng);
+            events.push(FaultEvent { at_ms: t, kind, target, duration_ms: Some(duration), options });
             t += rng.random_range(lo..=hi);
         }
     }
@@ -183,6 +218,23 @@ pub fn swarm_subset(kinds: &[FaultKind], rng: &mut ChaCha8Rng) -> Vec<FaultKind>
         chosen.push(distinct[rng.random_range(0..distinct.len())].clone());
     }
     chosen
+}
+
+/// A random fault's target, named when the schedule is drawn so the
+/// schedule shows it, as [`resolve_for`] picks for `random`: a consumer for
+/// `slow-consumer`, a producer for `clock-jump`, a broker otherwise;
+/// network-wide kinds keep `random` (their target is not used).
+fn random_target(scenario: &Scenario, kind: &FaultKind, rng: &mut ChaCha8Rng) -> Target {
+    let clients = ClientCounts::of(scenario);
+    match kind {
+        FaultKind::Latency | FaultKind::Loss => Target::Random,
+        FaultKind::SlowConsumer if clients.assign_consumers > 0 => {
+            Target::AssignConsumer(rng.random_range(0..clients.assign_consumers))
+        }
+        FaultKind::ClockJump if clients.producers > 0 => Target::Producer(rng.random_range(0..clients.producers)),
+        FaultKind::SlowConsumer | FaultKind::ClockJump => Target::Random,
+        _ => Target::Broker(rng.random_range(0..scenario.cluster.brokers.max(1))),
+    }
 }
 
 /// What the injector did, for the trace and the report.

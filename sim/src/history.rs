@@ -107,6 +107,8 @@ pub struct SendView<'a> {
 pub struct PollView<'a> {
     pub process: u64,
     pub t_ms: u64,
+    /// The op's completion type (a txn's polls happened whatever it was).
+    pub op_type: OpType,
     pub partition: &'a str,
     /// (offset, value) pairs in the order the poll returned them.
     pub reads: Vec<(i64, i64)>,
@@ -192,7 +194,14 @@ impl Op {
     }
 
     /// A member's ok rebalance: its whole assignment in `generation`.
-    pub fn rebalance_ok(process: u64, t_ms: u64, group: &str, generation: i64, assigned: &[&str], revoked: &[&str]) -> Op {
+    pub fn rebalance_ok(
+        process: u64,
+        t_ms: u64,
+        group: &str,
+        generation: i64,
+        assigned: &[&str],
+        revoked: &[&str],
+    ) -> Op {
         let value = json!({"generation": generation, "assigned": assigned, "revoked": revoked});
         Op::new(process, "rebalance", OpType::Ok, t_ms, value).in_group(group)
     }
@@ -281,7 +290,9 @@ impl Op {
     /// (a failed transaction's polls still returned records).
     pub fn all_poll_views(&self) -> impl Iterator<Item = PollView<'_>> {
         self.micro_ops().iter().filter_map(|m| match decode_micro(m) {
-            Ok(Micro::Poll { partition, reads }) => Some(PollView { process: self.process, t_ms: self.t_ms, partition, reads }),
+            Ok(Micro::Poll { partition, reads }) => {
+                Some(PollView { process: self.process, t_ms: self.t_ms, op_type: self.op_type, partition, reads })
+            }
             _ => None,
         })
     }
@@ -341,7 +352,13 @@ impl Op {
 
     /// Checks the value against its `f`'s format (unknown `f`s pass).
     fn validate(&self) -> Result<(), String> {
-        let shape = |ok: bool, what: &str| if ok { Ok(()) } else { Err(format!("a {} value must be {what}", self.f)) };
+        let shape = |ok: bool, what: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("a {} value must be {what}", self.f))
+            }
+        };
         match self.f.as_str() {
             "send" | "poll" | "txn" => {
                 shape(self.value.is_array(), "a list of micro-operations")?;
@@ -350,7 +367,9 @@ impl Op {
             "rebalance" => shape(self.rebalance().is_some(), r#"{"generation":N,"assigned":[…],"revoked":[…]}"#),
             "commit" => shape(self.committed_offsets().is_some(), r#"{"topic/partition": offset, …}"#),
             "subscribe" => shape(self.subscribed_topics().is_some(), "a list of topic names"),
-            "end-offsets" => shape(self.end_offsets().is_some(), r#"{"topic/partition":{"last_stable":N,"log_end":M}, …}"#),
+            "end-offsets" => {
+                shape(self.end_offsets().is_some(), r#"{"topic/partition":{"last_stable":N,"log_end":M}, …}"#)
+            }
             _ => Ok(()),
         }
     }
@@ -459,7 +478,9 @@ mod tests {
             r#"{"process":3,"f":"send","type":"ok","t_ms":1200,"value":[["send","events/1",42,17]]}"#
         );
         let info = Op::send_info(3, 1300, "events/1", 43);
-        assert!(serde_json::to_string(&info).unwrap().ends_with(r#""type":"info","t_ms":1300,"value":[["send","events/1",43,null]]}"#));
+        assert!(serde_json::to_string(&info)
+            .unwrap()
+            .ends_with(r#""type":"info","t_ms":1300,"value":[["send","events/1",43,null]]}"#));
         let poll = Op::poll_ok(5, 1250, vec![("events/1".into(), vec![(17, 42), (18, 43)])]);
         assert_eq!(
             serde_json::to_string(&poll).unwrap(),
@@ -497,7 +518,11 @@ mod tests {
         let keyed = MicroOp::Send { partition: "events/1".into(), value: 42, offset: Some(17), key: Some("k3".into()) };
         let op = Op::micro(3, "send", 1200, OpType::Ok, &[keyed]);
         assert_eq!(serde_json::to_string(&op.value).unwrap(), r#"[["send","events/1",42,17,"k3"]]"#);
-        let text = format!("{}\n{}\n", serde_json::to_string(&op).unwrap(), r#"{"process":1,"f":"send","type":"ok","t_ms":1,"value":[["send","t/0",1,0,null]]}"#);
+        let text = format!(
+            "{}\n{}\n",
+            serde_json::to_string(&op).unwrap(),
+            r#"{"process":1,"f":"send","type":"ok","t_ms":1,"value":[["send","t/0",1,0,null]]}"#
+        );
         let h = History::from_jsonl(&text).unwrap();
         let keys: Vec<Option<&str>> = h.sends().map(|s| s.key).collect();
         assert_eq!(keys, vec![Some("k3"), None]);
@@ -516,7 +541,12 @@ mod tests {
         h.push(Op::end_offsets_ok(9, 61000, &[("events/0", 40, 42)]));
         let text = h.to_jsonl();
         assert!(text.contains(r#"{"process":5,"f":"rebalance","type":"ok","t_ms":900,"value":{"assigned":["events/0"],"generation":4,"revoked":["events/1"]},"group":"g1"}"#), "{text}");
-        assert!(text.contains(r#""value":[["poll","in/0",[[3,17]]],["send","out/0",17,5]],"group":"g1","offsets":{"in/0":4}}"#), "{text}");
+        assert!(
+            text.contains(
+                r#""value":[["poll","in/0",[[3,17]]],["send","out/0",17,5]],"group":"g1","offsets":{"in/0":4}}"#
+            ),
+            "{text}"
+        );
         assert!(text.contains(r#""value":{"events/0":{"last_stable":40,"log_end":42}}"#), "{text}");
         let back = History::from_jsonl(&text).unwrap();
         assert_eq!(back, h);

@@ -16,9 +16,17 @@
 //! - [`observations`]: the per-run observer brokers report replica events
 //!   to (appends, truncations, HW, epochs), for the broker-side checkers.
 //! - [`cluster`]: builds broker, controller and client nodes in madsim, each
-//!   broker with its own simulated disk.
-//! - [`faults`]: resolves fault targets and injects crash / restart /
-//!   power-loss at fixed and seeded random times.
+//!   server with its own simulated disk, each client restartable as a new
+//!   history process.
+//! - [`faults`]: resolves fault targets and injects every fault kind
+//!   (node, partition shapes, network latency/loss, disk, client stalls and
+//!   clock jumps) at fixed and seeded random (optionally swarm) times, and
+//!   undoes them all by heal.
+//! - [`schedule_gen`]: proptest strategies for generated fault schedules
+//!   and workload shapes (property tests over a base scenario).
+//! - [`shrink`]: `ksim shrink` — a failing seed's schedule made explicit,
+//!   then minimised (fewer, shorter, earlier faults; a smaller workload)
+//!   while the same anomaly shows.
 //! - [`workload`]: producer and consumer processes that record the history.
 //! - [`run`]: one seed end to end — build, run, heal, final polls, check —
 //!   giving a `SeedResult` with its trace hash.
@@ -38,7 +46,9 @@ pub mod report;
 pub mod report_files;
 pub mod run;
 pub mod scenario;
+pub mod schedule_gen;
 pub mod seed_report;
+pub mod shrink;
 pub mod sweep;
 pub mod trace;
 pub mod workload;

@@ -251,7 +251,9 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
             cluster.lock().unwrap().add_client(ClientRole::Consumer, take_ip(), &ids, &rec, control, workload);
         }
     }
-    let plan = faults::plan(&sc, &mut rng);
+    // The schedule has its own rng stream: `rng` (the injector's) sees the
+    // same draws whether random faults are drawn here or written out.
+    let plan = faults::plan(&sc, &mut faults::schedule_rng(seed));
     let fault_schedule = plan.events.clone();
     let heal_ms = sc.run.heal_ms.min(duration_ms);
     if sc.faults.buggify {

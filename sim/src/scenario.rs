@@ -63,7 +63,7 @@ pub struct ClusterSpec {
     #[serde(default = "one")]
     pub log_dirs: u32,
     /// Kafka broker config, names verbatim.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, toml::Value>,
     /// The simulated OS writes dirty pages back after this long; only
     /// younger unsynced data dies in a power loss.
@@ -79,7 +79,7 @@ pub struct TopicSpec {
     pub partitions: u32,
     pub replication_factor: u32,
     /// Kafka topic config, names verbatim.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, toml::Value>,
 }
 
@@ -98,7 +98,7 @@ pub struct ProducerSpec {
     #[serde(default)]
     pub transactional: bool,
     /// Kafka producer config, names verbatim.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, toml::Value>,
 }
 
@@ -118,7 +118,7 @@ pub struct ConsumerSpec {
     #[serde(default)]
     pub process_ms: u64,
     /// Kafka consumer config, names verbatim.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, toml::Value>,
 }
 
@@ -465,6 +465,13 @@ impl Scenario {
         Ok(sc)
     }
 
+    /// The scenario as TOML that [`Scenario::from_str`] reads back equal
+    /// (`path` aside): how `ksim shrink` writes a minimal case. Comments of
+    /// the original file are not kept.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
+
     /// Semantic checks serde cannot express.
     fn validate(&self, text: &str, file: &str) -> Result<(), ScenarioError> {
         let err = |section: &str, nth: usize, field: &str, message: String| ScenarioError {
@@ -780,6 +787,98 @@ mod tests {
         for bad in ["broker", "broker:x", "leader:events", "leader:/0", "consumer:g1", "nobody:1", "coordinator:"] {
             assert!(bad.parse::<Target>().is_err(), "{bad} parsed");
         }
+    }
+
+    /// Every scenario file in the repository survives load → write → load.
+    #[test]
+    fn scenario_files_round_trip_through_to_toml() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let mut dirs = vec![root];
+        let mut files = 0;
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("readable scenarios dir") {
+                let path = entry.expect("dir entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|x| x == "toml") {
+                    let mut loaded = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                    loaded.path = None;
+                    let text = loaded.to_toml().expect("a scenario serialises");
+                    let again = Scenario::from_str(&text, "written").unwrap_or_else(|e| panic!("{e}\n{text}"));
+                    assert_eq!(again, loaded, "{}:\n{text}", path.display());
+                    files += 1;
+                }
+            }
+        }
+        assert!(files > 0, "no scenario files found");
+    }
+
+    /// Fields left at their defaults and `None`s round-trip too.
+    #[test]
+    fn optional_fields_round_trip() {
+        let text = r#"
+name = "x"
+[cluster]
+brokers = 3
+[[topics]]
+name = "t"
+partitions = 1
+replication_factor = 3
+[[producers]]
+topic = "t"
+rate_per_s = 2.5
+config = { "acks" = "1", "retries" = 3, "x.y" = true }
+[[consumers]]
+group = "g"
+topics = ["t"]
+commit = "before-process"
+[[consumers]]
+count = 2
+topics = ["t"]
+[faults]
+random = { kinds = ["crash", "disk-eio"], every_ms = [1, 2], swarm = true }
+buggify = true
+[[faults.at]]
+at_ms = 5
+kind = "power-loss"
+target = "leader:t/0"
+[[faults.at]]
+at_ms = 6
+kind = "slow-consumer"
+target = "consumer:1"
+duration_ms = 7
+process_ms = 300
+[[faults.at]]
+at_ms = 6
+kind = "partition"
+target = "broker:0"
+shape = "sets"
+sides = [["broker:0", "producer:0"], ["broker:1", "broker:2"]]
+[[faults.at]]
+at_ms = 7
+kind = "latency"
+target = "random"
+latency_ms = [10, 20]
+[[faults.at]]
+at_ms = 7
+kind = "loss"
+target = "random"
+rate = 0.25
+[[faults.at]]
+at_ms = 8
+kind = "clock-jump"
+target = "producer:0"
+jump_ms = -60000
+[run]
+duration_ms = 10
+heal_ms = 9
+[expect]
+verdict = "violation"
+anomalies = ["lost-write"]
+"#;
+        let sc = Scenario::from_str(text, "t.toml").unwrap();
+        let written = sc.to_toml().unwrap();
+        assert_eq!(Scenario::from_str(&written, "w.toml").unwrap(), sc, "{written}");
     }
 
     #[test]

@@ -30,7 +30,7 @@
 //!   snapshots at every segment roll, loaded at recovery and rebuilt from
 //!   the log after truncation.
 //! - [`records`]: decoding and re-encoding batches (recompression, cleaner).
-//! - [`cleaner`]: compaction.
+//! - [`cleaner`]: the log cleaner (compaction).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;

@@ -19,10 +19,12 @@ pub const KEY: &str = "aborted-read";
 pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
     let mut reported: BTreeSet<(&str, i64)> = BTreeSet::new();
     let mut out = Vec::new();
-    for (r, op) in h.ops.iter().enumerate().filter(|(_, op)| op.op_type == OpType::Ok) {
-        for p in op.all_poll_views() {
+    for r in (0..h.ops.len()).filter(|&r| h.ops[r].op_type == OpType::Ok) {
+        for p in ix.op_polls(r) {
             for &(offset, value) in &p.reads {
-                let Some(w) = ix.writer(p.partition, value) else { continue };
+                let Some(w) = ix.writer(p.partition, value) else {
+                    continue;
+                };
                 let writer = &h.ops[w];
                 if w == r || writer.op_type != OpType::Fail || !reported.insert((p.partition, value)) {
                     continue;
@@ -34,7 +36,13 @@ pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
                 };
                 let detail =
                     format!("{} read value {value} at offset {offset}, but {why} ({})", describe(h, r), describe(h, w));
-                out.push(Anomaly { key: KEY, partition: p.partition.into(), value: Some(value), offset: Some(offset), detail });
+                out.push(Anomaly {
+                    key: KEY,
+                    partition: p.partition.into(),
+                    value: Some(value),
+                    offset: Some(offset),
+                    detail,
+                });
             }
         }
     }
@@ -53,7 +61,8 @@ mod tests {
 
     #[test]
     fn reading_a_definitely_failed_send_is_an_aborted_read() {
-        let h = history(vec![ok(1, 0), Op::send_fail(1, 0, P, 2).with_error("MESSAGE_TOO_LARGE"), poll(&[(0, 1), (1, 2)])]);
+        let h =
+            history(vec![ok(1, 0), Op::send_fail(1, 0, P, 2).with_error("MESSAGE_TOO_LARGE"), poll(&[(0, 1), (1, 2)])]);
         assert_eq!(run(&h), vec![(Some(2), Some(1))]);
         assert!(check(&h, &Index::build(&h))[0].detail.contains("MESSAGE_TOO_LARGE"));
     }

@@ -10,6 +10,7 @@
 //! joined it. A group that never formed a generation is incomplete too.
 //! Known partitions are those the history mentions anywhere.
 
+use super::index::Index;
 use super::Anomaly;
 use crate::history::{History, OpType};
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,12 +29,10 @@ struct Group {
     joined: BTreeMap<u64, (i64, Vec<String>)>,
 }
 
-pub fn check(h: &History) -> Vec<Anomaly> {
+pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     let mut known: BTreeSet<String> = BTreeSet::new();
-    for (i, op) in h.ops.iter().enumerate() {
-        known.extend(op.send_views(i).map(|s| s.partition.to_string()));
-        known.extend(op.all_poll_views().map(|p| p.partition.to_string()));
+    for op in &h.ops {
         known.extend(op.end_offsets().unwrap_or_default().into_keys());
         let group = op.group.clone().unwrap_or_default();
         match (op.f.as_str(), op.op_type) {
@@ -56,6 +55,12 @@ pub fn check(h: &History) -> Vec<Anomaly> {
             _ => {}
         }
     }
+    if groups.values().all(|g| g.subscribers.is_empty()) {
+        return Vec::new();
+    }
+    let mentioned: BTreeSet<&str> =
+        ix.sends.iter().map(|s| s.partition).chain(ix.polls.iter().map(|p| p.partition)).collect();
+    known.extend(mentioned.into_iter().map(String::from));
     let mut out = Vec::new();
     let mut push = |partition: String, detail: String| {
         out.push(Anomaly { key: KEY, partition, value: None, offset: None, detail });
@@ -67,10 +72,17 @@ pub fn check(h: &History) -> Vec<Anomaly> {
             continue;
         };
         for p in g.subscribers.keys().filter(|p| g.joined.get(p).is_none_or(|j| j.0 < last)) {
-            push(String::new(), format!("group {name:?}: live subscriber process {p} is not in the final generation {last}"));
+            push(
+                String::new(),
+                format!("group {name:?}: live subscriber process {p} is not in the final generation {last}"),
+            );
         }
-        let owned: BTreeSet<&str> =
-            g.joined.iter().filter(|(p, j)| live(p) && j.0 == last).flat_map(|(_, j)| j.1.iter().map(String::as_str)).collect();
+        let owned: BTreeSet<&str> = g
+            .joined
+            .iter()
+            .filter(|(p, j)| live(p) && j.0 == last)
+            .flat_map(|(_, j)| j.1.iter().map(String::as_str))
+            .collect();
         let topics: BTreeSet<&str> = g.subscribers.values().flatten().map(String::as_str).collect();
         for p in known.iter().filter(|p| topics.contains(topic_of(p)) && !owned.contains(p.as_str())) {
             push(p.clone(), format!("group {name:?}: no live member owns it in the final generation {last}"));
@@ -88,17 +100,27 @@ mod tests {
     const Q: &str = "events/1";
 
     fn base() -> Vec<Op> {
-        vec![ok(1, 0), Op::send_ok(1, 0, Q, 2, Some(0)), Op::subscribe_ok(5, 0, "g", &["events"]), Op::subscribe_ok(6, 0, "g", &["events"])]
+        vec![
+            ok(1, 0),
+            Op::send_ok(1, 0, Q, 2, Some(0)),
+            Op::subscribe_ok(5, 0, "g", &["events"]),
+            Op::subscribe_ok(6, 0, "g", &["events"]),
+        ]
     }
 
     fn run(ops: Vec<Op>) -> Vec<(String, String)> {
-        check(&history(ops)).into_iter().map(|a| (a.partition, a.detail)).collect()
+        let h = history(ops);
+        check(&h, &ix(&h)).into_iter().map(|a| (a.partition, a.detail)).collect()
     }
 
     #[test]
     fn a_final_generation_covering_every_partition_is_complete() {
         let mut ops = base();
-        ops.extend([Op::rebalance_ok(5, 1, "g", 1, &[P, Q], &[]), Op::rebalance_ok(5, 2, "g", 2, &[P], &[Q]), Op::rebalance_ok(6, 2, "g", 2, &[Q], &[])]);
+        ops.extend([
+            Op::rebalance_ok(5, 1, "g", 1, &[P, Q], &[]),
+            Op::rebalance_ok(5, 2, "g", 2, &[P], &[Q]),
+            Op::rebalance_ok(6, 2, "g", 2, &[Q], &[]),
+        ]);
         assert!(run(ops).is_empty());
     }
 

@@ -8,14 +8,14 @@
 //! polls). Positions the history cannot know (no read, nothing committed
 //! before) are not judged.
 
-use super::index::describe;
+use super::index::{describe, Index};
 use super::Anomaly;
 use crate::history::{History, OpType};
 use std::collections::BTreeMap;
 
 pub const KEY: &str = "committed-ahead";
 
-pub fn check(h: &History) -> Vec<Anomaly> {
+pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
     let mut position: BTreeMap<(u64, &str), i64> = BTreeMap::new();
     let mut committed: BTreeMap<(&str, String), i64> = BTreeMap::new();
     let mut out = Vec::new();
@@ -33,7 +33,7 @@ pub fn check(h: &History) -> Vec<Anomaly> {
                 position.retain(|(p, part), _| *p != op.process || kept.contains(part));
             }
             _ => {
-                for p in op.all_poll_views() {
+                for p in ix.op_polls(i) {
                     if let Some(&(last, _)) = p.reads.last() {
                         position.insert((op.process, p.partition), last + 1);
                     }
@@ -46,7 +46,10 @@ pub fn check(h: &History) -> Vec<Anomaly> {
                 .map(|&p| (p, "read up to"))
                 .or_else(|| committed.get(&(group, partition.clone())).map(|&c| (c, "had committed")));
             if let Some((pos, how)) = known.filter(|(pos, _)| offset > *pos) {
-                let detail = format!("{} committed offset {offset}, but its position was {pos} (it {how} there)", describe(h, i));
+                let detail = format!(
+                    "{} committed offset {offset}, but its position was {pos} (it {how} there)",
+                    describe(h, i)
+                );
                 out.push(Anomaly { key: KEY, partition: partition.clone(), value: None, offset: Some(offset), detail });
             }
             committed.insert((group, partition), offset);
@@ -61,20 +64,29 @@ mod tests {
     use super::*;
     use crate::history::{MicroOp, Op};
 
+    fn check_ops(ops: Vec<Op>) -> Vec<Anomaly> {
+        let h = history(ops);
+        check(&h, &ix(&h))
+    }
+
     fn read(process: u64, reads: &[(i64, i64)]) -> Op {
         Op::poll_ok(process, 0, vec![(P.into(), reads.to_vec())])
     }
 
     #[test]
     fn committing_the_next_offset_after_what_was_read_is_fine() {
-        let h = history(vec![read(1, &[(0, 1), (1, 2)]), Op::commit_ok(1, 0, "g", &[(P, 2)]), Op::commit_ok(1, 0, "g", &[(P, 1)])]);
-        assert!(check(&h).is_empty());
+        let h = history(vec![
+            read(1, &[(0, 1), (1, 2)]),
+            Op::commit_ok(1, 0, "g", &[(P, 2)]),
+            Op::commit_ok(1, 0, "g", &[(P, 1)]),
+        ]);
+        assert!(check(&h, &ix(&h)).is_empty());
     }
 
     #[test]
     fn committing_beyond_the_last_read_offset_is_committed_ahead() {
         let h = history(vec![read(1, &[(0, 1), (1, 2)]), Op::commit_ok(1, 0, "g", &[(P, 5)])]);
-        assert_eq!(keys(&check(&h)), vec![(KEY, None, Some(5))]);
+        assert_eq!(keys(&check(&h, &ix(&h))), vec![(KEY, None, Some(5))]);
     }
 
     #[test]
@@ -87,9 +99,9 @@ mod tests {
             Op::commit_ok(2, 0, "g", &[(P, 2)]),
             Op::commit_ok(2, 0, "g", &[(P, 4)]),
         ]);
-        assert_eq!(keys(&check(&h)), vec![(KEY, None, Some(4))]);
+        assert_eq!(keys(&check(&h, &ix(&h))), vec![(KEY, None, Some(4))]);
         // With no position and nothing committed before, nothing is known.
-        assert!(check(&history(vec![Op::commit_ok(3, 0, "g", &[(P, 9)])])).is_empty());
+        assert!(check_ops(vec![Op::commit_ok(3, 0, "g", &[(P, 9)])]).is_empty());
     }
 
     #[test]
@@ -99,7 +111,7 @@ mod tests {
             Op::rebalance_ok(1, 0, "g", 2, &["events/1"], &[P]),
             Op::commit_ok(1, 0, "g", &[(P, 8)]),
         ]);
-        assert!(check(&h).is_empty());
+        assert!(check(&h, &ix(&h)).is_empty());
     }
 
     #[test]
@@ -109,7 +121,7 @@ mod tests {
                 .in_group("g")
                 .with_offsets(&[(P, commit_to)])
         };
-        assert!(check(&history(vec![t(2)])).is_empty());
-        assert_eq!(check(&history(vec![t(3)])).len(), 1);
+        assert!(check_ops(vec![t(2)]).is_empty());
+        assert_eq!(check_ops(vec![t(3)]).len(), 1);
     }
 }

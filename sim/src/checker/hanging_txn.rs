@@ -26,7 +26,10 @@ pub fn check(h: &History) -> Vec<Anomaly> {
             partition,
             value: None,
             offset: Some(e.last_stable),
-            detail: format!("at {t_ms} ms the last stable offset was {} below the log end {}", e.last_stable, e.log_end),
+            detail: format!(
+                "at {t_ms} ms the last stable offset was {} below the log end {}",
+                e.last_stable, e.log_end
+            ),
         })
         .collect()
 }

@@ -20,8 +20,10 @@ type Timed = (u64, u64, i64, i64, usize);
 
 pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
     let mut by_key: BTreeMap<(&str, &str), Vec<Timed>> = BTreeMap::new();
-    for s in h.sends() {
-        let (Some(key), Some(invoked)) = (s.key, s.invoke_t_ms) else { continue };
+    for s in &ix.sends {
+        let (Some(key), Some(invoked)) = (s.key, s.invoke_t_ms) else {
+            continue;
+        };
         if s.op_type == OpType::Fail {
             continue;
         }
@@ -58,7 +60,13 @@ pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
                     b.0,
                     b.2
                 );
-                out.push(Anomaly { key: KEY, partition: partition.into(), value: Some(b.3), offset: Some(b.2), detail });
+                out.push(Anomaly {
+                    key: KEY,
+                    partition: partition.into(),
+                    value: Some(b.3),
+                    offset: Some(b.2),
+                    detail,
+                });
             }
         }
     }
@@ -109,7 +117,13 @@ mod tests {
         let h = history(vec![
             Op::send_ok(1, 5, P, 1, Some(7)).invoked_at(0),
             Op::send_ok(1, 9, P, 2, Some(3)).invoked_at(6),
-            Op::micro(1, "send", 20, OpType::Ok, &[MicroOp::Send { partition: P.into(), value: 3, offset: Some(1), key: Some("k".into()) }]),
+            Op::micro(
+                1,
+                "send",
+                20,
+                OpType::Ok,
+                &[MicroOp::Send { partition: P.into(), value: 3, offset: Some(1), key: Some("k".into()) }],
+            ),
         ]);
         assert!(run(&h).is_empty());
     }

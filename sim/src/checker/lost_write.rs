@@ -13,8 +13,9 @@
 //! after reading below it. Only sends acknowledged with an offset are
 //! judged: with acks=0 there is no position (`unseen` still reports them).
 
+use super::index::Index;
 use super::{acknowledged, values_read, Anomaly};
-use crate::history::History;
+
 use std::collections::BTreeMap;
 
 pub const KEY: &str = "lost-write";
@@ -30,11 +31,13 @@ struct Pass<'a> {
 
 /// Per partition, every stretch each poll covered (its own range, extended
 /// back over the gap from the same process's previous poll of it).
-fn passes<'a>(polls: &'a [crate::history::PollView<'a>]) -> BTreeMap<&'a str, Vec<Pass<'a>>> {
+fn passes<'a>(polls: impl Iterator<Item = &'a crate::history::PollView<'a>>) -> BTreeMap<&'a str, Vec<Pass<'a>>> {
     let mut last_max: BTreeMap<(u64, &str), i64> = BTreeMap::new();
     let mut out: BTreeMap<&str, Vec<Pass<'a>>> = BTreeMap::new();
     for p in polls {
-        let (Some(lo), Some(hi)) = (p.reads.iter().map(|r| r.0).min(), p.reads.iter().map(|r| r.0).max()) else { continue };
+        let (Some(lo), Some(hi)) = (p.reads.iter().map(|r| r.0).min(), p.reads.iter().map(|r| r.0).max()) else {
+            continue;
+        };
         let prev = last_max.insert((p.process, p.partition), hi);
         let from = match prev {
             Some(m) if m < lo => m + 1,
@@ -45,45 +48,73 @@ fn passes<'a>(polls: &'a [crate::history::PollView<'a>]) -> BTreeMap<&'a str, Ve
     out
 }
 
-pub fn check(h: &History) -> Vec<Anomaly> {
-    let read = values_read(h);
-    let polls: Vec<_> = h.polls().collect();
-    let passes = passes(&polls);
+/// For every value in `candidates` (offset → [(value, acknowledged at)]),
+/// the first pass (index into `passes`) completed at or after its
+/// acknowledgement that covered its offset without reading it. Each pass
+/// only visits the candidates inside its own range, so the cost is the
+/// reads plus the candidates they cover, not values × passes.
+fn first_missing_pass(passes: &[Pass<'_>], candidates: &BTreeMap<i64, Vec<(i64, u64)>>) -> BTreeMap<i64, usize> {
+    let mut found: BTreeMap<i64, usize> = BTreeMap::new();
+    for (i, x) in passes.iter().enumerate() {
+        let mut in_pass: Vec<i64> = x.reads.iter().map(|r| r.1).collect();
+        in_pass.sort_unstable();
+        for (_, values) in candidates.range(x.from..=x.to) {
+            for &(value, acked_ms) in values {
+                if x.t_ms >= acked_ms && in_pass.binary_search(&value).is_err() {
+                    found.entry(value).or_insert(i);
+                }
+            }
+        }
+    }
+    found
+}
+
+pub fn check(ix: &Index<'_>) -> Vec<Anomaly> {
+    let read = values_read(ix);
+    let passes = passes(ix.ok_polls());
     let max_read: BTreeMap<&str, i64> =
         passes.iter().filter_map(|(p, ps)| Some((*p, ps.iter().map(|x| x.to).max()?))).collect();
-    let ack_time: BTreeMap<(&str, i64), u64> = h
-        .sends()
-        .filter(|s| s.op_type == crate::history::OpType::Ok)
-        .map(|s| ((s.partition, s.value), s.t_ms))
-        .collect();
+    let ack_time: BTreeMap<(&str, i64), u64> = ix.ok_sends().map(|s| ((s.partition, s.value), s.t_ms)).collect();
     let mut out = Vec::new();
-    for (partition, acked) in acknowledged(h) {
-        let Some(&max) = max_read.get(partition) else { continue };
+    for (partition, acked) in acknowledged(ix) {
+        let Some(&max) = max_read.get(partition) else {
+            continue;
+        };
         let seen = read.get(partition);
+        let never_read = |value: &i64| !seen.is_some_and(|s| s.contains(value));
+        let acked_ms = |value: i64| ack_time.get(&(partition, value)).copied().unwrap_or(0);
+        let mut candidates: BTreeMap<i64, Vec<(i64, u64)>> = BTreeMap::new();
+        for (&value, offset) in &acked {
+            if let Some(o) = offset.filter(|&o| !(never_read(&value) && o < max)) {
+                candidates.entry(o).or_default().push((value, acked_ms(value)));
+            }
+        }
+        let ps = passes.get(partition).map(Vec::as_slice).unwrap_or_default();
+        let gone = first_missing_pass(ps, &candidates);
         for (value, offset) in acked {
             let Some(offset) = offset else { continue };
-            let never_read = !seen.is_some_and(|s| s.contains(&value));
-            let detail = if never_read && offset < max {
+            let detail = if never_read(&value) && offset < max {
                 format!("value {value} acknowledged at offset {offset} was never read, though polls read up to offset {max}")
             } else {
-                let acked_ms = ack_time.get(&(partition, value)).copied().unwrap_or(0);
-                let gone = passes.get(partition).into_iter().flatten().find(|x| {
-                    x.t_ms >= acked_ms
-                        && x.from <= offset
-                        && offset <= x.to
-                        && !x.reads.iter().any(|&(_, v)| v == value)
-                });
-                let Some(x) = gone else { continue };
+                let Some(&i) = gone.get(&value) else { continue };
+                let x = &ps[i];
                 let there = x.reads.iter().find(|r| r.0 == offset).map(|r| format!("value {}", r.1));
                 format!(
-                    "value {value} acknowledged at offset {offset} (at {acked_ms} ms) was gone when a poll at {} ms read offsets {}..={}: {} there",
+                    "value {value} acknowledged at offset {offset} (at {} ms) was gone when a poll at {} ms read offsets {}..={}: {} there",
+                    acked_ms(value),
                     x.t_ms,
                     x.from,
                     x.to,
                     there.unwrap_or_else(|| "nothing".into())
                 )
             };
-            out.push(Anomaly { key: KEY, partition: partition.to_string(), value: Some(value), offset: Some(offset), detail });
+            out.push(Anomaly {
+                key: KEY,
+                partition: partition.to_string(),
+                value: Some(value),
+                offset: Some(offset),
+                detail,
+            });
         }
     }
     out
@@ -98,32 +129,32 @@ mod tests {
     #[test]
     fn acknowledged_value_skipped_by_readers_is_lost() {
         let h = history(vec![ok(1, 0), ok(2, 1), ok(3, 2), poll(&[(0, 1), (2, 3)])]);
-        assert_eq!(keys(&check(&h)), vec![(KEY, Some(2), Some(1))]);
+        assert_eq!(keys(&check(&ix(&h))), vec![(KEY, Some(2), Some(1))]);
     }
 
     #[test]
     fn reads_stopping_below_the_acknowledged_offset_are_not_a_lost_write() {
         let h = history(vec![ok(1, 0), ok(2, 1), ok(3, 2), poll(&[(0, 1), (1, 2)])]);
-        assert!(check(&h).is_empty());
+        assert!(check(&ix(&h)).is_empty());
     }
 
     #[test]
     fn another_value_at_exactly_the_acknowledged_offset_means_it_is_gone() {
         // Reading up to the offset is enough when something else is there.
         let h = history(vec![ok(1, 0), ok(2, 1), poll(&[(0, 1), (1, 9)])]);
-        assert_eq!(keys(&check(&h)), vec![(KEY, Some(2), Some(1))]);
+        assert_eq!(keys(&check(&ix(&h))), vec![(KEY, Some(2), Some(1))]);
     }
 
     #[test]
     fn no_polls_of_the_partition_means_nothing_is_judged() {
         let h = history(vec![ok(1, 0), ok(2, 1)]);
-        assert!(check(&h).is_empty());
+        assert!(check(&ix(&h)).is_empty());
     }
 
     #[test]
     fn values_read_at_another_offset_are_not_lost() {
         let h = history(vec![ok(1, 0), ok(2, 1), poll(&[(0, 1), (5, 2), (6, 7)])]);
-        assert!(check(&h).is_empty());
+        assert!(check(&ix(&h)).is_empty());
     }
 
     #[test]
@@ -134,13 +165,13 @@ mod tests {
             Op::send(1, 0, OpType::Ok, P, 3, None),
             poll(&[(0, 4), (9, 5)]),
         ]);
-        assert!(check(&h).is_empty());
+        assert!(check(&ix(&h)).is_empty());
     }
 
     #[test]
     fn polls_of_another_partition_do_not_count() {
         let h = history(vec![ok(1, 0), Op::poll_ok(2, 0, vec![("events/1".into(), vec![(5, 9)])])]);
-        assert!(check(&h).is_empty());
+        assert!(check(&ix(&h)).is_empty());
     }
 
     #[test]
@@ -152,7 +183,7 @@ mod tests {
             poll(&[(0, 1), (1, 2)]),
             Op::poll_ok(3, 50, vec![(P.to_string(), vec![(0, 1), (1, 9), (2, 10)])]),
         ]);
-        assert_eq!(keys(&check(&h)), vec![(KEY, Some(2), Some(1))]);
+        assert_eq!(keys(&check(&ix(&h))), vec![(KEY, Some(2), Some(1))]);
     }
 
     #[test]
@@ -165,7 +196,7 @@ mod tests {
             Op::poll_ok(3, 50, vec![(P.to_string(), vec![(0, 1)])]),
             Op::poll_ok(3, 60, vec![(P.to_string(), vec![(2, 10)])]),
         ]);
-        assert_eq!(keys(&check(&h)), vec![(KEY, Some(2), Some(1))]);
+        assert_eq!(keys(&check(&ix(&h))), vec![(KEY, Some(2), Some(1))]);
     }
 
     #[test]
@@ -177,6 +208,6 @@ mod tests {
             Op::send(1, 10, OpType::Ok, P, 2, Some(1)),
             Op::poll_ok(3, 20, vec![(P.to_string(), vec![(1, 2), (2, 3)])]),
         ]);
-        assert!(check(&h).is_empty());
+        assert!(check(&ix(&h)).is_empty());
     }
 }

@@ -60,7 +60,7 @@ pub mod replica_model;
 pub mod txn_cycles;
 pub mod unseen;
 
-use crate::history::{History, OpType};
+use crate::history::History;
 use crate::observations::Observed;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -151,21 +151,10 @@ pub fn check_all(h: &History) -> CheckResult {
 /// observations.
 pub fn check_run(h: &History, obs: &[Observed]) -> CheckResult {
     let ix = index::Index::build(h);
-    let mut all = lost_write::check(h);
-    all.extend(duplicate::check(h));
-    all.extend(inconsistent_offsets::check(h));
-    all.extend(unseen::check(h));
-    all.extend(poll_order::check(h));
-    all.extend(nonmonotonic_send::check(h, &ix));
-    all.extend(key_order::check(h, &ix));
-    all.extend(aborted_read::check(h, &ix));
-    all.extend(precommitted_read::check(h));
-    all.extend(txn_cycles::check(h, &ix));
-    all.extend(eos::check(h, &ix));
-    all.extend(ownership::check(h));
-    all.extend(assignment::check(h));
-    all.extend(committed_ahead::check(h));
-    all.extend(hanging_txn::check(h));
+    let mut all = Vec::new();
+    for (_, check) in HISTORY_CHECKERS {
+        all.extend(check(h, &ix));
+    }
     all.extend(replica_divergence::check(obs));
     all.extend(hw_regression::check(obs));
     all.extend(epoch_regression::check(obs));
@@ -173,20 +162,43 @@ pub fn check_run(h: &History, obs: &[Observed]) -> CheckResult {
     CheckResult::from_anomalies(all)
 }
 
+/// A history checker, given the history and its shared index.
+pub type HistoryChecker = fn(&History, &index::Index<'_>) -> Vec<Anomaly>;
+
+/// Every history checker by module name, in the order [`check_run`] runs
+/// them (`ksim bench` times each).
+pub const HISTORY_CHECKERS: &[(&str, HistoryChecker)] = &[
+    ("lost_write", |_, ix| lost_write::check(ix)),
+    ("duplicate", |_, ix| duplicate::check(ix)),
+    ("inconsistent_offsets", |_, ix| inconsistent_offsets::check(ix)),
+    ("unseen", |_, ix| unseen::check(ix)),
+    ("poll_order", poll_order::check),
+    ("nonmonotonic_send", nonmonotonic_send::check),
+    ("key_order", key_order::check),
+    ("aborted_read", aborted_read::check),
+    ("precommitted_read", |h, _| precommitted_read::check(h)),
+    ("txn_cycles", txn_cycles::check),
+    ("eos", eos::check),
+    ("ownership", |h, _| ownership::check(h)),
+    ("assignment", assignment::check),
+    ("committed_ahead", committed_ahead::check),
+    ("hanging_txn", |h, _| hanging_txn::check(h)),
+];
+
 /// Per partition, every value any ok poll read.
-pub(crate) fn values_read(h: &History) -> BTreeMap<&str, BTreeSet<i64>> {
-    let mut read: BTreeMap<&str, BTreeSet<i64>> = BTreeMap::new();
-    for p in h.polls() {
+pub(crate) fn values_read<'a>(ix: &index::Index<'a>) -> BTreeMap<&'a str, BTreeSet<i64>> {
+    let mut read: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for p in ix.ok_polls() {
         read.entry(p.partition).or_default().extend(p.reads.iter().map(|&(_, v)| v));
     }
-    read
+    read.into_iter().map(|(p, vs)| (p, vs.into_iter().collect())).collect()
 }
 
 /// Per partition, the acknowledged (ok) sends: value → offset if known.
 /// A value acknowledged twice keeps its first known offset.
-pub(crate) fn acknowledged(h: &History) -> BTreeMap<&str, BTreeMap<i64, Option<i64>>> {
+pub(crate) fn acknowledged<'a>(ix: &index::Index<'a>) -> BTreeMap<&'a str, BTreeMap<i64, Option<i64>>> {
     let mut acked: BTreeMap<&str, BTreeMap<i64, Option<i64>>> = BTreeMap::new();
-    for s in h.sends().filter(|s| s.op_type == OpType::Ok) {
+    for s in ix.ok_sends() {
         let slot = acked.entry(s.partition).or_default().entry(s.value).or_insert(s.offset);
         if slot.is_none() {
             *slot = s.offset;
@@ -195,22 +207,28 @@ pub(crate) fn acknowledged(h: &History) -> BTreeMap<&str, BTreeMap<i64, Option<i
     acked
 }
 
-/// Per partition, a key (an offset or a value) and everything seen with it.
-pub(crate) type SeenWith<'a> = BTreeMap<&'a str, BTreeMap<i64, BTreeSet<i64>>>;
+/// Per partition, (key, seen) pairs: a key (an offset or a value) and
+/// something seen with it. Sorted only at the end ([`conflicts`]), which
+/// is far cheaper than a set per key on million-op histories.
+pub(crate) type SeenWith<'a> = BTreeMap<&'a str, Vec<(i64, i64)>>;
 
 /// Records that `seen` was observed with `key` in `partition`.
 pub(crate) fn note<'a>(map: &mut SeenWith<'a>, partition: &'a str, key: i64, seen: i64) {
-    map.entry(partition).or_default().entry(key).or_default().insert(seen);
+    map.entry(partition).or_default().push((key, seen));
 }
 
-/// Every (partition, key, things seen) where a key was seen with more than
-/// one thing, in partition then key order.
+/// Every (partition, key, distinct things seen, ascending) where a key was
+/// seen with more than one thing, in partition then key order.
 pub(crate) fn conflicts(map: SeenWith<'_>) -> Vec<(&str, i64, Vec<i64>)> {
-    map.into_iter()
-        .flat_map(|(partition, by_key)| {
-            by_key.into_iter().filter(|(_, seen)| seen.len() > 1).map(move |(k, seen)| (partition, k, seen.into_iter().collect()))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (partition, mut pairs) in map {
+        pairs.sort_unstable();
+        pairs.dedup();
+        for group in pairs.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
+            out.push((partition, group[0].0, group.iter().map(|x| x.1).collect()));
+        }
+    }
+    out
 }
 
 /// "a, b, c and N more" for detail lines.
@@ -241,6 +259,11 @@ pub(crate) mod vectors {
 
     pub fn history(ops: Vec<Op>) -> History {
         History { ops }
+    }
+
+    /// The shared index of a vector history.
+    pub fn ix(h: &History) -> super::index::Index<'_> {
+        super::index::Index::build(h)
     }
 
     pub fn keys(anomalies: &[super::Anomaly]) -> Vec<(&'static str, Option<i64>, Option<i64>)> {

@@ -41,7 +41,7 @@ pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
             continue;
         }
         let mut by_partition: BTreeMap<&str, Vec<(i64, i64)>> = BTreeMap::new();
-        for s in op.send_views(i) {
+        for s in ix.op_sends(i) {
             if let Some(o) = s.offset.or_else(|| ix.offset(s.partition, s.value)) {
                 by_partition.entry(s.partition).or_default().push((s.value, o));
             }
@@ -54,7 +54,13 @@ pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
                         "{} sent value {v1} then {v2}, but they landed at offsets {o1} and {o2}",
                         describe(h, i)
                     );
-                    out.push(Anomaly { key: INT_KEY, partition: partition.into(), value: Some(v2), offset: Some(o2), detail });
+                    out.push(Anomaly {
+                        key: INT_KEY,
+                        partition: partition.into(),
+                        value: Some(v2),
+                        offset: Some(o2),
+                        detail,
+                    });
                 }
             }
             let order_ms = op.invoke_t_ms.unwrap_or(op.t_ms);
@@ -84,7 +90,13 @@ pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
                     describe(h, e.op_index),
                     describe(h, prev_op),
                 );
-                out.push(Anomaly { key: KEY, partition: partition.into(), value: Some(v), offset: Some(first), detail });
+                out.push(Anomaly {
+                    key: KEY,
+                    partition: partition.into(),
+                    value: Some(v),
+                    offset: Some(first),
+                    detail,
+                });
             }
         }
     }
@@ -156,7 +168,12 @@ mod tests {
     #[test]
     fn sends_inside_one_transaction_in_the_wrong_order_are_int_nonmonotonic() {
         let txn = |a: i64, b: i64| {
-            Op::txn(1, 0, OpType::Ok, &[MicroOp::send(P, 1, Some(a)), MicroOp::send("events/1", 9, Some(0)), MicroOp::send(P, 2, Some(b))])
+            Op::txn(
+                1,
+                0,
+                OpType::Ok,
+                &[MicroOp::send(P, 1, Some(a)), MicroOp::send("events/1", 9, Some(0)), MicroOp::send(P, 2, Some(b))],
+            )
         };
         assert!(run(&history(vec![txn(3, 4)])).is_empty());
         assert_eq!(run(&history(vec![txn(4, 3)])), vec![INT_KEY]);

@@ -17,7 +17,10 @@ pub const KEY: &str = "ownership";
 /// What a process consumes by: its group's assignment, or its own `assign`.
 enum Mode {
     /// Subscribed: owns what its latest rebalance assigned (generation).
-    Group { generation: Option<i64>, owned: BTreeSet<String> },
+    Group {
+        generation: Option<i64>,
+        owned: BTreeSet<String>,
+    },
     Manual,
 }
 
@@ -41,15 +44,28 @@ pub fn check(h: &History) -> Vec<Anomaly> {
                         owners.entry((group, r.generation, p)).or_default().push(i);
                     }
                 }
-                modes.insert(op.process, Mode::Group { generation: Some(r.generation), owned: r.assigned.into_iter().collect() });
+                modes.insert(
+                    op.process,
+                    Mode::Group { generation: Some(r.generation), owned: r.assigned.into_iter().collect() },
+                );
             }
             _ => {
-                let Some(Mode::Group { generation, owned }) = modes.get(&op.process) else { continue };
+                let Some(Mode::Group { generation, owned }) = modes.get(&op.process) else {
+                    continue;
+                };
                 for p in op.all_poll_views().filter(|p| !p.reads.is_empty() && !owned.contains(p.partition)) {
-                    let gen = generation.map_or_else(|| "before its first rebalance".into(), |g| format!("in generation {g}"));
+                    let gen = generation
+                        .map_or_else(|| "before its first rebalance".into(), |g| format!("in generation {g}"));
                     let owned: Vec<&str> = owned.iter().map(String::as_str).collect();
-                    let detail = format!("{} read offset {} though it owned only {owned:?} {gen}", describe(h, i), p.reads[0].0);
-                    out.push(Anomaly { key: KEY, partition: p.partition.into(), value: Some(p.reads[0].1), offset: Some(p.reads[0].0), detail });
+                    let detail =
+                        format!("{} read offset {} though it owned only {owned:?} {gen}", describe(h, i), p.reads[0].0);
+                    out.push(Anomaly {
+                        key: KEY,
+                        partition: p.partition.into(),
+                        value: Some(p.reads[0].1),
+                        offset: Some(p.reads[0].0),
+                        detail,
+                    });
                 }
             }
         }
@@ -100,7 +116,11 @@ mod tests {
         assert_eq!(keys(&a), vec![(KEY, None, None)]);
         assert!(a[0].detail.contains("generation 3") && a[0].detail.contains("{1, 2}"), "{}", a[0].detail);
         // Another group, or another generation, may own it too.
-        let h = history(vec![Op::rebalance_ok(1, 1, "g", 3, &[P], &[]), Op::rebalance_ok(2, 1, "h", 3, &[P], &[]), Op::rebalance_ok(3, 1, "g", 4, &[P], &[])]);
+        let h = history(vec![
+            Op::rebalance_ok(1, 1, "g", 3, &[P], &[]),
+            Op::rebalance_ok(2, 1, "h", 3, &[P], &[]),
+            Op::rebalance_ok(3, 1, "g", 4, &[P], &[]),
+        ]);
         assert!(check(&h).is_empty());
     }
 

@@ -12,9 +12,10 @@
 //! Offsets nobody ever read (compacted away, control batches, aborted
 //! transactions) are not skips: only offsets known to hold a value count.
 
+use super::index::Index;
 use super::Anomaly;
 use crate::history::{History, OpType};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 pub const NONMONOTONIC: &str = "nonmonotonic-poll";
 pub const SKIP: &str = "poll-skip";
@@ -22,35 +23,50 @@ pub const INT_NONMONOTONIC: &str = "int-nonmonotonic-poll";
 pub const INT_SKIP: &str = "int-poll-skip";
 
 /// The anomaly, if any, of reading `to` right after `from`.
-fn judge(known: &BTreeSet<i64>, from: i64, to: i64) -> Option<(bool, String)> {
+/// `known` is sorted and deduplicated.
+fn judge(known: &[i64], from: i64, to: i64) -> Option<(bool, String)> {
     if to <= from {
         return Some((false, format!("offset {to} read after offset {from}")));
     }
-    let skipped: Vec<i64> = known.range(from + 1..to).copied().take(4).collect();
+    let at = known.partition_point(|&o| o <= from);
+    let skipped: Vec<i64> = known[at..].iter().copied().take_while(|&o| o < to).take(4).collect();
     (!skipped.is_empty()).then(|| (true, format!("jumped from offset {from} to {to}, skipping {skipped:?}")))
 }
 
-pub fn check(h: &History) -> Vec<Anomaly> {
-    let mut known: BTreeMap<&str, BTreeSet<i64>> = BTreeMap::new();
-    for p in h.polls() {
+pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
+    let mut known: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for p in ix.ok_polls() {
         known.entry(p.partition).or_default().extend(p.reads.iter().map(|r| r.0));
     }
-    let mut last: BTreeMap<(u64, String), i64> = BTreeMap::new();
+    for offsets in known.values_mut() {
+        offsets.sort_unstable();
+        offsets.dedup();
+    }
+    let mut last: BTreeMap<(u64, &str), i64> = BTreeMap::new();
     let mut out = Vec::new();
     let mut push = |key: &'static str, partition: &str, offset: i64, detail: String| {
         out.push(Anomaly { key, partition: partition.to_string(), value: None, offset: Some(offset), detail });
     };
-    for op in &h.ops {
+    for (i, op) in h.ops.iter().enumerate() {
         if op.f == "assign" && op.op_type == OpType::Ok {
             last.retain(|(p, _), _| *p != op.process);
             continue;
         }
-        for view in op.poll_views() {
-            let Some(k) = known.get(view.partition) else { continue };
-            let Some(&(first, _)) = view.reads.first() else { continue };
-            if let Some(&prev) = last.get(&(view.process, view.partition.to_string())) {
+        for view in ix.op_polls(i).iter().filter(|p| p.op_type == OpType::Ok) {
+            let Some(k) = known.get(view.partition) else {
+                continue;
+            };
+            let Some(&(first, _)) = view.reads.first() else {
+                continue;
+            };
+            if let Some(&prev) = last.get(&(view.process, view.partition)) {
                 if let Some((skip, detail)) = judge(k, prev, first) {
-                    push(if skip { SKIP } else { NONMONOTONIC }, view.partition, first, format!("process {}: {detail}", view.process));
+                    push(
+                        if skip { SKIP } else { NONMONOTONIC },
+                        view.partition,
+                        first,
+                        format!("process {}: {detail}", view.process),
+                    );
                 }
             }
             for w in view.reads.windows(2) {
@@ -60,7 +76,7 @@ pub fn check(h: &History) -> Vec<Anomaly> {
                 }
             }
             let end = view.reads.last().expect("non-empty").0;
-            last.insert((view.process, view.partition.to_string()), end);
+            last.insert((view.process, view.partition), end);
         }
     }
     out
@@ -77,7 +93,7 @@ mod tests {
     }
 
     fn keys_of(h: &History) -> Vec<&'static str> {
-        check(h).iter().map(|a| a.key).collect()
+        check(h, &ix(h)).iter().map(|a| a.key).collect()
     }
 
     #[test]

@@ -22,7 +22,13 @@ pub fn check(h: &History) -> Vec<Anomaly> {
         for p in op.all_poll_views() {
             for &(offset, value) in p.reads.iter().filter(|(_, v)| sent.contains(&(p.partition, *v))) {
                 let detail = format!("{} read value {value} at offset {offset}, which it sent itself", describe(h, i));
-                out.push(Anomaly { key: KEY, partition: p.partition.into(), value: Some(value), offset: Some(offset), detail });
+                out.push(Anomaly {
+                    key: KEY,
+                    partition: p.partition.into(),
+                    value: Some(value),
+                    offset: Some(offset),
+                    detail,
+                });
             }
         }
     }
@@ -44,7 +50,12 @@ mod tests {
 
     #[test]
     fn reading_other_values_or_another_partition_is_fine() {
-        let t = Op::txn(1, 0, OpType::Ok, &[MicroOp::send(P, 7, Some(3)), MicroOp::poll(P, &[(2, 6)]), MicroOp::poll("events/1", &[(0, 7)])]);
+        let t = Op::txn(
+            1,
+            0,
+            OpType::Ok,
+            &[MicroOp::send(P, 7, Some(3)), MicroOp::poll(P, &[(2, 6)]), MicroOp::poll("events/1", &[(0, 7)])],
+        );
         // A later op reading the committed value is an ordinary read.
         assert!(check(&history(vec![t, poll(&[(3, 7)])])).is_empty());
     }

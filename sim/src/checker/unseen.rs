@@ -2,15 +2,15 @@
 //! final polls. Values whose send failed or is unknown (`info`) may
 //! legitimately be absent and are not reported.
 
+use super::index::Index;
 use super::{acknowledged, values_read, Anomaly};
-use crate::history::History;
 
 pub const KEY: &str = "unseen";
 
-pub fn check(h: &History) -> Vec<Anomaly> {
-    let read = values_read(h);
+pub fn check(ix: &Index<'_>) -> Vec<Anomaly> {
+    let read = values_read(ix);
     let mut out = Vec::new();
-    for (partition, acked) in acknowledged(h) {
+    for (partition, acked) in acknowledged(ix) {
         let seen = read.get(partition);
         for (value, offset) in acked {
             if seen.is_some_and(|s| s.contains(&value)) {
@@ -38,36 +38,36 @@ mod tests {
     #[test]
     fn acknowledged_value_never_read_is_unseen() {
         let h = history(vec![ok(1, 0), ok(2, 1), poll(&[(0, 1)])]);
-        assert_eq!(keys(&check(&h)), vec![(KEY, Some(2), Some(1))]);
+        assert_eq!(keys(&check(&ix(&h))), vec![(KEY, Some(2), Some(1))]);
     }
 
     #[test]
     fn acknowledged_without_offset_and_never_read_is_unseen() {
         let h = history(vec![Op::send(1, 0, OpType::Ok, P, 5, None)]);
-        assert_eq!(keys(&check(&h)), vec![(KEY, Some(5), None)]);
+        assert_eq!(keys(&check(&ix(&h))), vec![(KEY, Some(5), None)]);
     }
 
     #[test]
     fn info_sends_never_read_are_not_unseen() {
         let h = history(vec![Op::send_info(1, 0, P, 1)]);
-        assert!(check(&h).is_empty());
+        assert!(check(&ix(&h)).is_empty());
     }
 
     #[test]
     fn failed_sends_never_read_are_fine() {
         let h = history(vec![Op::send_fail(1, 0, P, 1)]);
-        assert!(check(&h).is_empty());
+        assert!(check(&ix(&h)).is_empty());
     }
 
     #[test]
     fn values_read_anywhere_in_their_partition_are_seen() {
         let h = history(vec![ok(1, 0), ok(2, 1), poll(&[(1, 2)]), poll(&[(0, 1)])]);
-        assert!(check(&h).is_empty());
+        assert!(check(&ix(&h)).is_empty());
     }
 
     #[test]
     fn reading_the_value_in_another_partition_does_not_count() {
         let h = history(vec![ok(1, 0), Op::poll_ok(2, 0, vec![("events/1".into(), vec![(0, 1)])])]);
-        assert_eq!(check(&h).len(), 1);
+        assert_eq!(check(&ix(&h)).len(), 1);
     }
 }

@@ -102,7 +102,8 @@ impl Recorder {
         self.events.lock().unwrap().push(e);
     }
 
-    /// A send of `value` to `partition` starts now; returns its invoke time.
+    /// A send of `value` (with `key`) to `partition` starts now; returns
+    /// its invoke time.
     pub fn invoke_send(&self, process: u64, partition: String, key: Option<String>, value: i64) -> u64 {
         let invoke_t_ms = self.now_ms();
         self.pending.lock().unwrap().insert((process, value), PendingSend { invoke_t_ms, partition, key });
