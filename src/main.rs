@@ -18,15 +18,17 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ksim_sim::checker::{self, Anomaly};
 use ksim_sim::history::History;
 use ksim_sim::report::{SeedResult, SweepSummary};
-use ksim_sim::report_files::{self, error_json_line, replay_command, SweepInfo};
+use ksim_sim::observations::{self, Observed};
+use ksim_sim::report_files::{self, error_json_line, replay_command, Keep, SweepInfo};
 use ksim_sim::scenario::Scenario;
 use ksim_sim::shrink::{self, ShrinkOptions};
 use ksim_sim::sweep::Shard;
-use ksim_sim::{run, sweep};
+use ksim_sim::{run, seed_report, sweep};
 use std::io::IsTerminal;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::str::FromStr;
 
 /// Anomaly details printed per key in text mode; JSON and `--out` keep all.
 const DETAILS_SHOWN_PER_KEY_MAX: usize = 20;
@@ -56,10 +58,15 @@ enum Command {
         seeds: Range<u64>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
-        /// Write each seed's history (`seed-N.jsonl`), `results.jsonl`,
-        /// `summary.md` and `junit.xml` here.
+        /// Write `results.jsonl`, `summary.md`, `junit.xml` and a report
+        /// directory `seed-N/` per kept seed (see `--keep`) here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Which seeds get a `seed-N/` directory under `--out`: `unmet`,
+        /// `anomalous` (unmet ones and any showing an anomaly), `all` or
+        /// `none`.
+        #[arg(long, default_value = "anomalous", value_parser = Keep::from_str)]
+        keep: Keep,
         /// OS threads (one simulation each); default: the machine's cores.
         #[arg(long)]
         threads: Option<usize>,
@@ -79,6 +86,10 @@ enum Command {
         seed: u64,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Write the seed's report directory (`seed-N/`, as `run --out`
+        /// writes) here, whatever its verdict.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Minimal failing schedule of one seed, written as a scenario file.
     ///
@@ -105,11 +116,17 @@ enum Command {
         #[arg(long)]
         anomaly: Option<String>,
     },
-    /// Run the checkers on a stored history; exit 1 on anomalies.
+    /// Run the checkers on a stored history; exit 1 on anomalies. The
+    /// broker-side checkers run too when observations are at hand: an
+    /// `observations.jsonl` beside the history, or `--observations FILE`.
     Check {
         history: PathBuf,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Broker observations (`observations.jsonl` of a seed directory);
+        /// default: the one beside the history, if any.
+        #[arg(long)]
+        observations: Option<PathBuf>,
     },
     /// Measure simulation speed and checker throughput.
     Bench {
@@ -169,7 +186,7 @@ fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { scenario, seeds, format, out, threads, shard, check_determinism } => {
+        Command::Run { scenario, seeds, format, out, keep, threads, shard, check_determinism } => {
             let Some(sc) = load(&scenario) else { return ExitCode::from(2) };
             let threads = threads.unwrap_or_else(sweep::default_threads).max(1);
             let seed_list = match shard {
@@ -181,7 +198,9 @@ fn main() -> ExitCode {
                 let line = (format == Format::Text).then(|| seed_text_line(seed, r));
                 progress.seed_done(line, r.as_ref().is_ok_and(|res| res.met));
             };
-            let results = sweep::run_seed_list(&sc, &seed_list, threads, &on_done);
+            // Without --out nothing is written: keep no seed's artifacts.
+            let keep = if out.is_some() { keep } else { Keep::None };
+            let results = sweep::run_seed_list_keeping(&sc, &seed_list, threads, &on_done, keep);
             progress.finish();
             let mut summary = summarise(&sc, &results);
             summary.shard = shard.map(|s| s.to_string());
@@ -191,7 +210,7 @@ fn main() -> ExitCode {
             }
             if let Some(dir) = out {
                 let path = scenario.display().to_string();
-                let info = SweepInfo { scenario: &sc, scenario_path: &path, seeds, shard, summary: &summary };
+                let info = SweepInfo { scenario: &sc, scenario_path: &path, seeds, shard, summary: &summary, keep };
                 if let Err(e) = report_files::write_all(&dir, &info, &results) {
                     eprintln!("ksim: writing {}: {e}", dir.display());
                     return ExitCode::from(2);
@@ -199,9 +218,17 @@ fn main() -> ExitCode {
             }
             finish(&scenario, &results, &summary, format, false)
         }
-        Command::Replay { scenario, seed, format } => {
+        Command::Replay { scenario, seed, format, out } => {
             let Some(sc) = load(&scenario) else { return ExitCode::from(2) };
             let r = run::run_seed(&sc, seed);
+            if let (Some(dir), Ok(res)) = (&out, &r) {
+                let dir = dir.join(report_files::seed_dir(seed));
+                let path = scenario.display().to_string();
+                if let Err(e) = seed_report::write_seed_dir(&dir, &sc, &path, res) {
+                    eprintln!("ksim: writing {}: {e}", dir.display());
+                    return ExitCode::from(2);
+                }
+            }
             if format == Format::Text {
                 println!("{}", seed_text_line(seed, &r));
             }
@@ -209,7 +236,7 @@ fn main() -> ExitCode {
             let summary = summarise(&sc, &results);
             finish(&scenario, &results, &summary, format, true)
         }
-        Command::Check { history, format } => check(&history, format),
+        Command::Check { history, format, observations } => check(&history, observations.as_deref(), format),
         Command::Bench { scenario, seeds, threads, ops, seed, format } => bench_cmd::run(bench_cmd::BenchArgs {
             scenario: &scenario,
             seeds,
@@ -448,21 +475,48 @@ fn shrink_seed(path: &Path, sc: &Scenario, seed: u64, out: Option<PathBuf>, opti
     ExitCode::SUCCESS
 }
 
-/// `ksim check HISTORY.jsonl`.
-fn check(path: &Path, format: Format) -> ExitCode {
-    let history = match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| History::from_jsonl(&t)) {
-        Ok(h) => h,
+/// The observations file `ksim check` reads: `--observations`, else an
+/// `observations.jsonl` beside the history (what `--out` writes), else none.
+fn observations_path(history: &Path, given: Option<&Path>) -> Option<PathBuf> {
+    given.map(Path::to_path_buf).or_else(|| {
+        let beside = history.with_file_name(OBSERVATIONS_FILE);
+        beside.is_file().then_some(beside)
+    })
+}
+
+/// The name of a seed directory's observations file.
+const OBSERVATIONS_FILE: &str = "observations.jsonl";
+
+/// Reads a file and parses it, or prints `ksim: PATH: error`.
+fn read_parsed<T>(path: &Path, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+    match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| parse(&t)) {
+        Ok(v) => Some(v),
         Err(e) => {
             eprintln!("ksim: {}: {e}", path.display());
-            return ExitCode::from(2);
+            None
         }
+    }
+}
+
+/// `ksim check HISTORY.jsonl [--observations FILE]`.
+fn check(path: &Path, observations: Option<&Path>, format: Format) -> ExitCode {
+    let Some(history) = read_parsed(path, History::from_jsonl) else { return ExitCode::from(2) };
+    let obs_path = observations_path(path, observations);
+    let obs: Vec<Observed> = match &obs_path {
+        Some(p) => match read_parsed(p, observations::from_jsonl) {
+            Some(o) => o,
+            None => return ExitCode::from(2),
+        },
+        None => Vec::new(),
     };
-    let result = checker::check_all(&history);
+    let result = checker::check_run(&history, &obs);
+    let obs_name = obs_path.as_ref().map(|p| p.display().to_string());
     match format {
         Format::Json => {
             let obj = serde_json::json!({
                 "history": path.display().to_string(),
                 "ops": history.ops.len(),
+                "observations": obs_name,
                 "anomalies": result.counts,
                 "details": result.anomalies,
             });
@@ -471,6 +525,10 @@ fn check(path: &Path, format: Format) -> ExitCode {
         Format::Text => {
             let counts: Vec<String> = result.counts.iter().map(|(k, n)| format!("{k}={n}")).collect();
             println!("{}: {} ops: {}", path.display(), history.ops.len(), counts.join(" "));
+            match &obs_name {
+                Some(name) => println!("broker-side checkers ran on {} observations from {name}", obs.len()),
+                None => println!("no observations.jsonl beside the history: broker-side checkers counted 0"),
+            }
             print_details(&result.anomalies);
         }
     }

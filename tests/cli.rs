@@ -198,7 +198,6 @@ fn out_writes_summary_md_and_junit_xml() {
     assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
     for seed in 0..3 {
         assert!(xml.contains(&format!("<testcase name=\"seed-{seed}\"")), "{xml}");
-        assert!(dir.join(format!("seed-{seed}.jsonl")).exists());
     }
     assert!(!xml.contains("<failure"), "{xml}");
     assert_eq!(std::fs::read_to_string(dir.join("results.jsonl")).unwrap().lines().count(), 3);
@@ -255,4 +254,96 @@ fn bench_prints_simulation_speed_and_checker_throughput() {
     let text = ksim(&["bench", "--scenario", FAST, "--seeds", "0..1", "--ops", "1000"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("seeds/min") && text.contains("ops/s"), "{text}");
+}
+
+/// The files of a kept seed's directory (`ksim_sim::seed_report::SEED_FILES`).
+const SEED_FILES: &[&str] = &[
+    "history.jsonl",
+    "results.json",
+    "observations.jsonl",
+    "faults.jsonl",
+    "log.txt",
+    "timeline.html",
+    "throughput.svg",
+    "latency.svg",
+    "lag.svg",
+    "unseen.svg",
+];
+
+/// `--keep all` writes every seed's report directory, and `ksim check` on
+/// its history (with the observations beside it) re-judges the seed: the
+/// same anomaly counts as the run, broker-side keys included.
+#[test]
+fn out_keep_all_writes_every_report_file_and_check_rejudges_the_seed() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-out-keep-all");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = ksim(&["run", FAST, "--seeds", "0..1", "--out", dir.to_str().unwrap(), "--keep", "all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let seed = dir.join("seed-0");
+    for f in SEED_FILES {
+        let len = std::fs::metadata(seed.join(f)).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 0, "{f} missing or empty");
+    }
+    let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(md.contains("[timeline](seed-0/timeline.html)"), "{md}");
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(seed.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["replay"], format!("ksim replay {FAST} --seed 0"));
+    let faults = std::fs::read_to_string(seed.join("faults.jsonl")).unwrap();
+    assert!(faults.lines().any(|l| l.contains("\"target\":\"leader:events/")), "{faults}");
+
+    let check = ksim(&["check", seed.join("history.jsonl").to_str().unwrap(), "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&check.stdout).expect("check prints JSON");
+    assert!(v["observations"].as_str().unwrap().ends_with("observations.jsonl"), "{v}");
+    let mut run_counts = results["anomalies"].as_object().unwrap().clone();
+    // Liveness is a run-level fact, not in the history or observations.
+    run_counts.remove("liveness");
+    let mut check_counts = v["anomalies"].as_object().unwrap().clone();
+    check_counts.remove("liveness");
+    assert_eq!(check_counts, run_counts);
+    let any = run_counts.values().any(|n| n.as_u64() != Some(0));
+    assert_eq!(check.status.code(), Some(i32::from(any)));
+}
+
+#[test]
+fn bad_keep_policy_exits_2() {
+    let out = ksim(&["run", FAST, "--seeds", "0..1", "--keep", "some"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected none, unmet, anomalous or all"));
+}
+
+/// Broker-side checkers run on stored observations: a follower whose HW
+/// goes back in one process lifetime is an hw-regression, found from
+/// `--observations FILE` and from an observations.jsonl beside the history.
+#[test]
+fn check_runs_broker_side_checkers_on_stored_observations() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-check-observations");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let poll = r#"{"process":2,"f":"poll","type":"ok","t_ms":20,"value":[["poll","events/0",[[0,1],[1,2],[2,3]]]]}"#;
+    let history = dir.join("history.jsonl");
+    std::fs::write(&history, [SEND_OK_0, SEND_OK_1, SEND_OK_2, poll].join("\n")).unwrap();
+    let hw = |t: u64, v: i64| {
+        format!(r#"{{"t_ms":{t},"broker":1,"incarnation":1,"topic":"events","partition":0,"event":{{"kind":"hw","value":{v}}}}}"#)
+    };
+    let obs = dir.join("elsewhere.jsonl");
+    std::fs::write(&obs, [hw(5, 3), hw(9, 1)].join("\n")).unwrap();
+
+    let alone = ksim(&["check", history.to_str().unwrap()]);
+    assert_eq!(alone.status.code(), Some(0), "{}", String::from_utf8_lossy(&alone.stdout));
+    assert!(String::from_utf8_lossy(&alone.stdout).contains("broker-side checkers counted 0"));
+
+    let given = ksim(&["check", history.to_str().unwrap(), "--observations", obs.to_str().unwrap()]);
+    assert_eq!(given.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&given.stdout).contains("hw-regression=1"));
+
+    std::fs::rename(&obs, dir.join("observations.jsonl")).unwrap();
+    let beside = ksim(&["check", history.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(beside.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&beside.stdout).unwrap();
+    assert_eq!(v["anomalies"]["hw-regression"], 1);
+
+    std::fs::write(dir.join("observations.jsonl"), "{not json\n").unwrap();
+    let bad = ksim(&["check", history.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("observations.jsonl: line 1"));
 }

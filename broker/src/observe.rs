@@ -38,6 +38,10 @@ pub enum ObsEvent {
     Hw { value: i64 },
     /// The controller's record for the partition now has this leader epoch.
     Epoch { leader_epoch: i32 },
+    /// The controller's record for the partition, as this replica applied
+    /// it, names another leader or ISR than before (reports show ISR
+    /// shrinks and expands; every live replica reports the same change).
+    PartitionState { leader: i32, isr: Vec<i32> },
     /// This broker became the partition's leader in `epoch`.
     BecameLeader { epoch: i32 },
     /// The replica's log dir failed; the replica is offline in this process.

@@ -8,7 +8,9 @@
 //! - [`history`]: operations and their JSONL form (the history contract).
 //! - [`report`]: a seed's verdict against `[expect]`, and sweep summaries.
 //! - [`report_files`]: the files `--out` writes (`results.jsonl`,
-//!   `summary.md`, `junit.xml`, each seed's history).
+//!   `summary.md`, `junit.xml`) and which seeds get a directory (`Keep`).
+//! - [`seed_report`]: one seed's directory: history, results, observations,
+//!   fault windows, `log.txt`, `timeline.html` and SVG plots.
 //! - [`checker`]: one file per anomaly in DESIGN.md's catalogue (client
 //!   histories, and broker-side observations).
 //! - [`observations`]: the per-run observer brokers report replica events
@@ -45,6 +47,7 @@ pub mod report_files;
 pub mod run;
 pub mod scenario;
 pub mod schedule_gen;
+pub mod seed_report;
 pub mod shrink;
 pub mod sweep;
 pub mod trace;

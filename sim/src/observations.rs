@@ -13,8 +13,20 @@ use std::sync::Mutex;
 pub const OBSERVATIONS_MAX: usize = 4_000_000;
 
 /// One observation with the simulated time it was made.
+///
+/// # Format
+///
+/// `observations.jsonl` (written by `--out` for a kept seed, read by
+/// `ksim check`) holds one of these per line, the observation's fields
+/// flattened beside `t_ms`:
+///
+/// ```text
+/// {"t_ms":8123,"broker":1,"incarnation":2,"topic":"events","partition":0,"event":{"kind":"hw","value":42}}
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observed {
+    /// Simulated ms since the main phase began, the history's clock (see
+    /// [`RunObserver::take_since`]); observations made during setup are 0.
     pub t_ms: u64,
     #[serde(flatten)]
     pub obs: Observation,
@@ -34,9 +46,33 @@ impl RunObserver {
     }
 
     /// Everything observed so far, and how many were dropped over the bound.
+    /// Times are ms since this observer was created.
     pub fn take(&self) -> (Vec<Observed>, u64) {
         (std::mem::take(&mut *self.seen.lock().unwrap()), *self.dropped.lock().unwrap())
     }
+
+    /// As [`RunObserver::take`], with times rebased to ms since `start`
+    /// (the main phase's start, the history's clock), so observations,
+    /// history and fault log share one clock in reports; earlier
+    /// observations (setup) are stamped 0.
+    pub fn take_since(&self, start: tokio::time::Instant) -> (Vec<Observed>, u64) {
+        let offset_ms = start.saturating_duration_since(self.start).as_millis() as u64;
+        let (mut seen, dropped) = self.take();
+        for o in &mut seen {
+            o.t_ms = o.t_ms.saturating_sub(offset_ms);
+        }
+        (seen, dropped)
+    }
+}
+
+/// Reads `observations.jsonl` (one [`Observed`] per line, blank lines
+/// skipped); errors name the 1-based line.
+pub fn from_jsonl(text: &str) -> Result<Vec<Observed>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("line {}: {e}", i + 1)))
+        .collect()
 }
 
 impl Default for RunObserver {

@@ -12,14 +12,20 @@
 //!   one seed shows one of the expected `anomalies`.
 
 use crate::checker::{Anomaly, CheckResult};
+use crate::faults::{FaultEvent, FaultLogEntry};
 use crate::history::History;
+use crate::observations::Observed;
 use crate::scenario::{FaultKind, Scenario};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// Characters of the trace hash shown in text output.
 pub const TRACE_HASH_SHOWN_CHARS: usize = 12;
+
+/// Anomalies per key a seed's JSON object lists under `examples`.
+pub const EXAMPLES_PER_KEY_MAX: usize = 3;
 
 /// A seed's (or an expectation's) verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -58,6 +64,12 @@ pub struct SeedResult {
     pub anomalies: BTreeMap<String, u64>,
     /// Whether this seed met the scenario's expectation.
     pub met: bool,
+    /// Per anomaly key with a count, the first [`EXAMPLES_PER_KEY_MAX`]
+    /// anomalies (partition, value, offset, detail), so a reader of the
+    /// JSON can find the offending operations. An extension of the
+    /// DESIGN.md object: absent when nothing was found.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub examples: BTreeMap<String, Vec<Anomaly>>,
     /// Every anomaly found (for replay and `--out`).
     #[serde(skip)]
     pub details: Vec<Anomaly>,
@@ -66,10 +78,30 @@ pub struct SeedResult {
     /// Why the seed is unmet, one line each.
     #[serde(skip)]
     pub notes: Vec<String>,
+    /// What the run produced besides its history, for the seed's `--out`
+    /// directory; `None` for results built by hand, and dropped by a sweep
+    /// for seeds it will not write (see `report_files::Keep`).
+    #[serde(skip)]
+    pub artifacts: Option<Arc<SeedArtifacts>>,
     /// With `[faults] random.swarm = true`: the fault kinds this seed's
     /// random faults drew from (an extension of the DESIGN.md object).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swarm: Option<Vec<FaultKind>>,
+}
+
+/// A run's broker observations and fault record, kept with its result.
+#[derive(Debug, Clone, Default)]
+pub struct SeedArtifacts {
+    /// Broker-side observations on the history's clock.
+    pub observations: Vec<Observed>,
+    /// Observations over the bound, not kept.
+    pub observations_dropped: u64,
+    /// What the fault injector did, in order.
+    pub fault_log: Vec<FaultLogEntry>,
+    /// The fault schedule it ran (unresolved targets).
+    pub fault_schedule: Vec<FaultEvent>,
+    /// The final reader reached the end of every partition.
+    pub final_reads_complete: bool,
 }
 
 impl SeedResult {
@@ -105,6 +137,13 @@ impl SeedResult {
                 }
             }
         }
+        let mut examples: BTreeMap<String, Vec<Anomaly>> = BTreeMap::new();
+        for a in &check.anomalies {
+            let of_key = examples.entry(a.key.to_string()).or_default();
+            if of_key.len() < EXAMPLES_PER_KEY_MAX {
+                of_key.push(a.clone());
+            }
+        }
         SeedResult {
             seed,
             verdict,
@@ -116,11 +155,26 @@ impl SeedResult {
             faults,
             anomalies: check.counts,
             met: notes.is_empty(),
+            examples,
             details: check.anomalies,
             history,
             notes,
+            artifacts: None,
             swarm: None,
         }
+    }
+
+    /// The same result without its history and artifacts (what a sweep
+    /// keeps of a seed it will not write out).
+    pub fn without_artifacts(mut self) -> SeedResult {
+        self.history = History::default();
+        self.artifacts = None;
+        self
+    }
+
+    /// Whether this seed shows any anomaly, allowed or not.
+    pub fn shows_anomalies(&self) -> bool {
+        self.anomalies.values().any(|&n| n > 0)
     }
 
     /// Whether this seed shows one of the anomalies `scenario.expect` lists.

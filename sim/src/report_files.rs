@@ -1,9 +1,15 @@
 //! `ksim run --out DIR`: the files a sweep leaves behind for CI.
 //!
-//! - `seed-N.jsonl`: each seed's history (DESIGN.md, "History contract");
+//! - `seed-N/`: a directory per seed that [`Keep`] selects (by default the
+//!   unmet seeds and those showing any anomaly): history, results,
+//!   observations, fault windows, log, timeline and plots (see
+//!   [`crate::seed_report`]). Each seed's history used to be `seed-N.jsonl`
+//!   for every seed; it is now `seed-N/history.jsonl` for kept seeds (any
+//!   other seed is one `ksim replay` away);
 //! - `results.jsonl`: the per-seed JSON objects of `--format json`;
-//! - `summary.md`: a Markdown report (header, replay commands, one table
-//!   row per seed), for a CI job summary or a pull-request comment;
+//! - `summary.md`: a Markdown report (header, replay commands and report
+//!   links for unmet seeds, one table row per seed), for a CI job summary
+//!   or a pull-request comment;
 //! - `junit.xml`: one `<testsuite>` named after the scenario with one
 //!   `<testcase name="seed-N">` per seed, and a `<failure>` (anomaly counts,
 //!   why, replay command) for each unmet seed, for CI test reporters.
@@ -21,6 +27,7 @@ use crate::sweep::Shard;
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::Path;
+use std::str::FromStr;
 
 /// What a report says about the sweep as a whole.
 pub struct SweepInfo<'a> {
@@ -32,10 +39,55 @@ pub struct SweepInfo<'a> {
     /// The shard run, if the range was split with `--shard`.
     pub shard: Option<Shard>,
     pub summary: &'a SweepSummary,
+    /// Which seeds get a `seed-N/` directory.
+    pub keep: Keep,
 }
 
 /// One seed's outcome as the sweep returns it.
 pub type SeedOutcome = (u64, anyhow::Result<SeedResult>);
+
+/// Which seeds get a directory `DIR/seed-N/` (`ksim run --keep`). Writing
+/// one costs far more than judging a seed, so by default a sweep writes
+/// only the seeds worth reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Keep {
+    /// No seed directories (the top-level files only).
+    None,
+    /// Seeds that did not meet the scenario's expectation.
+    Unmet,
+    /// Unmet seeds and seeds showing any anomaly, allowed or expected (in
+    /// a `violation` scenario, the seeds that demonstrate it).
+    #[default]
+    Anomalous,
+    /// Every seed.
+    All,
+}
+
+impl Keep {
+    /// Whether a seed with this result gets a directory.
+    pub fn keeps(self, r: &SeedResult) -> bool {
+        match self {
+            Keep::None => false,
+            Keep::Unmet => !r.met,
+            Keep::Anomalous => !r.met || r.shows_anomalies(),
+            Keep::All => true,
+        }
+    }
+}
+
+impl FromStr for Keep {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Keep, String> {
+        match s {
+            "none" => Ok(Keep::None),
+            "unmet" => Ok(Keep::Unmet),
+            "anomalous" => Ok(Keep::Anomalous),
+            "all" => Ok(Keep::All),
+            _ => Err(format!("`{s}` is not a keep policy: expected none, unmet, anomalous or all")),
+        }
+    }
+}
 
 /// The one-line command that reruns `seed` (DESIGN.md: printed on failure).
 pub fn replay_command(scenario_path: &str, seed: u64) -> String {
@@ -54,7 +106,9 @@ pub fn write_all(dir: &Path, info: &SweepInfo<'_>, results: &[SeedOutcome]) -> s
     for (seed, r) in results {
         match r {
             Ok(res) => {
-                std::fs::write(dir.join(format!("seed-{seed}.jsonl")), res.history.to_jsonl())?;
+                if info.keep.keeps(res) {
+                    crate::seed_report::write_seed_dir(&dir.join(seed_dir(*seed)), info.scenario, info.scenario_path, res)?;
+                }
                 lines.push_str(&res.to_json_line());
             }
             Err(e) => lines.push_str(&error_json_line(*seed, e)),
@@ -64,6 +118,19 @@ pub fn write_all(dir: &Path, info: &SweepInfo<'_>, results: &[SeedOutcome]) -> s
     std::fs::write(dir.join("results.jsonl"), lines)?;
     std::fs::write(dir.join("summary.md"), summary_markdown(info, results))?;
     std::fs::write(dir.join("junit.xml"), junit_xml(info, results))
+}
+
+/// `seed-N`: a kept seed's directory under `--out`.
+pub fn seed_dir(seed: u64) -> String {
+    format!("seed-{seed}")
+}
+
+/// Markdown links to a kept seed's timeline, log and results.
+fn report_links(info: &SweepInfo<'_>, seed: u64, res: &SeedResult) -> Option<String> {
+    info.keep.keeps(res).then(|| {
+        let d = seed_dir(seed);
+        format!("[timeline]({d}/timeline.html) · [log]({d}/log.txt) · [results]({d}/results.json)")
+    })
 }
 
 fn unmet(r: &anyhow::Result<SeedResult>) -> bool {
@@ -121,10 +188,18 @@ pub fn summary_markdown(info: &SweepInfo<'_>, results: &[SeedOutcome]) -> String
         md.push_str("None.\n");
     } else {
         let _ = write!(md, "```sh\n{}\n```\n", replays.join("\n"));
+        let reports: Vec<String> = results
+            .iter()
+            .filter(|(_, r)| unmet(r))
+            .filter_map(|(seed, r)| Some(format!("- seed {seed}: {}", report_links(info, *seed, r.as_ref().ok()?)?)))
+            .collect();
+        if !reports.is_empty() {
+            let _ = write!(md, "\nReports (open the timeline first):\n\n{}\n", reports.join("\n"));
+        }
     }
     md.push_str("\n## Seeds\n\n");
-    md.push_str("| seed | verdict | expected | met | anomalies | trace hash | sim s | wall s |\n");
-    md.push_str("|---:|---|---|---|---|---|---:|---:|\n");
+    md.push_str("| seed | verdict | expected | met | anomalies | trace hash | sim s | wall s | report |\n");
+    md.push_str("|---:|---|---|---|---|---|---:|---:|---|\n");
     for (seed, r) in results {
         match r {
             Ok(res) => {
@@ -132,19 +207,20 @@ pub fn summary_markdown(info: &SweepInfo<'_>, results: &[SeedOutcome]) -> String
                 let hash: String = res.trace_hash.chars().take(TRACE_HASH_SHOWN_CHARS).collect();
                 let _ = writeln!(
                     md,
-                    "| {seed} | {} | {} | {} | {} | `{hash}` | {:.1} | {:.2} |",
+                    "| {seed} | {} | {} | {} | {} | `{hash}` | {:.1} | {:.2} | {} |",
                     res.verdict,
                     res.expected,
                     if res.met { "yes" } else { "**no**" },
                     if found.is_empty() { "none".to_string() } else { md_cell(&found) },
                     res.sim_ms as f64 / 1000.0,
                     res.wall_ms as f64 / 1000.0,
+                    if info.keep.keeps(res) { format!("[timeline]({}/timeline.html)", seed_dir(*seed)) } else { String::new() },
                 );
             }
             Err(e) => {
                 let _ = writeln!(
                     md,
-                    "| {seed} | error | {} | **no** | {} | | | |",
+                    "| {seed} | error | {} | **no** | {} | | | | |",
                     sc.expect.verdict,
                     md_cell(&format!("{e:#}"))
                 );
@@ -154,9 +230,9 @@ pub fn summary_markdown(info: &SweepInfo<'_>, results: &[SeedOutcome]) -> String
     md
 }
 
-/// XML text or attribute value: the five special characters escaped, and
-/// control characters XML 1.0 cannot carry dropped.
-fn xml_escape(s: &str) -> String {
+/// XML (or HTML) text or attribute value: the five special characters
+/// escaped, and control characters XML 1.0 cannot carry dropped.
+pub(crate) fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -300,6 +376,7 @@ mod tests {
             seeds: 4..13,
             shard: Some(Shard { index: 1, count: 3 }),
             summary: &summary,
+            keep: Keep::Anomalous,
         };
         f(&info, &results)
     }
@@ -328,7 +405,7 @@ mod tests {
         let ok: Vec<SeedResult> = results.iter().filter_map(|(_, r)| r.as_ref().ok().cloned()).collect();
         let mut summary = SweepSummary::summarise(&sc, &ok, 0);
         summary.record_determinism(false);
-        let info = SweepInfo { scenario: &sc, scenario_path: "x.toml", seeds: 0..1, shard: None, summary: &summary };
+        let info = SweepInfo { scenario: &sc, scenario_path: "x.toml", seeds: 0..1, shard: None, summary: &summary, keep: Keep::Anomalous };
         let xml = junit_xml(&info, &results);
         assert!(xml.contains("<testcase name=\"sweep\""), "{xml}");
         assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");

@@ -3,10 +3,10 @@
 
 use crate::checker;
 use crate::cluster::{client_ip, ClientRole, Cluster, ClusterSpec, ProcessIds};
-use crate::faults::{self, FaultLogEntry};
+use crate::faults::{self, FaultEvent, FaultLogEntry};
 use crate::history::History;
 use crate::observations::{Observed, RunObserver};
-use crate::report::{SeedResult, Verdict};
+use crate::report::{SeedArtifacts, SeedResult, Verdict};
 use crate::scenario::{FaultKind, Scenario};
 use crate::trace::TraceHasher;
 use crate::workload::{self, consumer, producer, ClientControl, Event, Recorder};
@@ -30,6 +30,9 @@ pub const RECOVERY_POLL_MS: u64 = 100;
 pub struct RunOutput {
     pub events: Vec<Event>,
     pub faults: Vec<FaultLogEntry>,
+    /// The schedule the injector ran (targets as written, before
+    /// resolution), so reports can name each fault window's target.
+    pub fault_schedule: Vec<FaultEvent>,
     pub sim_ms: u64,
     /// The final reader reached the end of every partition.
     pub final_reads_complete: bool,
@@ -38,7 +41,8 @@ pub struct RunOutput {
     pub unrecovered: Vec<String>,
     /// With `[faults] random.swarm`: the kinds this seed enabled.
     pub swarm_kinds: Option<Vec<FaultKind>>,
-    /// What brokers reported about their replicas, in order.
+    /// What brokers reported about their replicas, in order, stamped in
+    /// ms since the main phase began (the history's clock).
     pub observations: Vec<Observed>,
     /// Observations over the bound (not kept).
     pub observations_dropped: u64,
@@ -94,6 +98,13 @@ pub fn judge(scenario: &Scenario, seed: u64, out: RunOutput, wall_ms: u64) -> Se
     if out.observations_dropped > 0 {
         result.notes.push(format!("{} broker observations over the bound were not checked", out.observations_dropped));
     }
+    result.artifacts = Some(Arc::new(SeedArtifacts {
+        observations: out.observations,
+        observations_dropped: out.observations_dropped,
+        fault_log: out.faults,
+        fault_schedule: out.fault_schedule,
+        final_reads_complete: out.final_reads_complete,
+    }));
     result
 }
 
@@ -243,6 +254,7 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
     // The schedule has its own rng stream: `rng` (the injector's) sees the
     // same draws whether random faults are drawn here or written out.
     let plan = faults::plan(&sc, &mut faults::schedule_rng(seed));
+    let fault_schedule = plan.events.clone();
     let heal_ms = sc.run.heal_ms.min(duration_ms);
     if sc.faults.buggify {
         madsim::buggify::enable();
@@ -279,10 +291,11 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
         .await
         .unwrap_or(false);
     let unrecovered = recovery.await.unwrap_or_else(|e| vec![format!("recovery watch failed: {e}")]);
-    let (observations, observations_dropped) = observer.take();
+    let (observations, observations_dropped) = observer.take_since(start);
     Ok(RunOutput {
         events: rec.take(),
         faults: fault_log,
+        fault_schedule,
         sim_ms: rec.now_ms(),
         final_reads_complete: complete,
         unrecovered,

@@ -6,6 +6,7 @@
 //! one sweep over several jobs.
 
 use crate::report::SeedResult;
+use crate::report_files::Keep;
 use crate::run::run_seed;
 use crate::scenario::Scenario;
 use std::fmt;
@@ -37,12 +38,26 @@ pub fn run_seeds(
 }
 
 /// Runs the seeds in `seeds` (a shard, or a sample to rerun); results in
-/// the order of `seeds`. `on_done` as for [`run_seeds`].
+/// the order of `seeds`, each with its history and artifacts. `on_done` as
+/// for [`run_seeds`].
 pub fn run_seed_list(
     scenario: &Scenario,
     seeds: &[u64],
     threads: usize,
     on_done: &(dyn Fn(u64, &anyhow::Result<SeedResult>) + Sync),
+) -> Vec<(u64, anyhow::Result<SeedResult>)> {
+    run_seed_list_keeping(scenario, seeds, threads, on_done, Keep::All)
+}
+
+/// As [`run_seed_list`], but a seed that `keep` does not keep loses its
+/// history and artifacts as soon as it is judged, so a long sweep holds
+/// only what `--out` will write.
+pub fn run_seed_list_keeping(
+    scenario: &Scenario,
+    seeds: &[u64],
+    threads: usize,
+    on_done: &(dyn Fn(u64, &anyhow::Result<SeedResult>) + Sync),
+    keep: Keep,
 ) -> Vec<(u64, anyhow::Result<SeedResult>)> {
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::new());
@@ -64,6 +79,7 @@ pub fn run_seed_list(
                         Err(anyhow::anyhow!("seed {seed} panicked: {msg}"))
                     });
                 on_done(seed, &r);
+                let r = r.map(|res| if keep.keeps(&res) { res } else { res.without_artifacts() });
                 results.lock().unwrap().push((at, seed, r));
             });
         }

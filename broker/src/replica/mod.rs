@@ -214,8 +214,12 @@ impl Partition {
         if self.pending_isr.as_ref().is_some_and(|p| *p == new.isr) || new.partition_epoch != self.state.partition_epoch {
             self.pending_isr = None;
         }
+        let record_changed = new.leader != self.state.leader || new.isr != self.state.isr;
         self.state = new;
         self.role = role;
+        if record_changed {
+            self.emit(ObsEvent::PartitionState { leader: self.state.leader, isr: self.state.isr.clone() });
+        }
         if epoch_changed {
             self.emit(ObsEvent::Epoch { leader_epoch: self.state.leader_epoch });
         }
