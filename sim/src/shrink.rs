@@ -539,7 +539,8 @@ pub fn shrink_number(value: u64, floor: u64, granularity: u64, mut keep: impl Fn
     let mut lowered = false;
     let mut step = (value - floor) / 2;
     while step >= granularity.max(1) && value > floor {
-        let candidate = value - step;
+        // After a lowering, `step` can exceed what is left above `floor`.
+        let candidate = value.saturating_sub(step).max(floor);
         if candidate > floor && keep(candidate) {
             value = candidate;
             lowered = true;
@@ -688,5 +689,21 @@ mod tests {
         assert!((7_300..7_300 + 500).contains(&lowest), "{lowest}");
         assert!(tries <= 20, "{tries}");
         assert!(!shrink_number(5, 5, 1, |_| panic!("nothing to try")));
+    }
+
+    /// Any predicate (runs are not monotone in a parameter): every value
+    /// tried stays above `floor` and below the start, never underflowing.
+    #[test]
+    fn shrink_number_never_tries_outside_floor_and_value() {
+        for value in 0..64u64 {
+            for floor in 0..=value {
+                for pattern in 0..16u64 {
+                    shrink_number(value, floor, 1, |v| {
+                        assert!(v >= floor && v < value, "{v} outside [{floor}, {value})");
+                        (v ^ pattern) % 3 != 0
+                    });
+                }
+            }
+        }
     }
 }
