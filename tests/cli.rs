@@ -256,19 +256,8 @@ fn bench_prints_simulation_speed_and_checker_throughput() {
     assert!(text.contains("seeds/min") && text.contains("ops/s"), "{text}");
 }
 
-/// The files of a kept seed's directory (`ksim_sim::seed_report::SEED_FILES`).
-const SEED_FILES: &[&str] = &[
-    "history.jsonl",
-    "results.json",
-    "observations.jsonl",
-    "faults.jsonl",
-    "log.txt",
-    "timeline.html",
-    "throughput.svg",
-    "latency.svg",
-    "lag.svg",
-    "unseen.svg",
-];
+/// The files of a kept seed's directory.
+use ksim_sim::seed_report::SEED_FILES;
 
 /// `--keep all` writes every seed's report directory, and `ksim check` on
 /// its history (with the observations beside it) re-judges the seed: the
