@@ -21,7 +21,7 @@
 //! - [`api`]: one file per Kafka API the broker answers (ApiVersions,
 //!   Metadata, CreateTopics, CreatePartitions, DescribeConfigs,
 //!   IncrementalAlterConfigs, Produce, Fetch, ListOffsets, InitProducerId
-//!   with producer id blocks from the controller, KIP-730).
+//!   with producer id blocks from the controller, KIP-730, FindCoordinator).
 //! - [`replica`]: the partition replication state machine — leader and
 //!   follower roles, ISR, high watermark, acks=all completion — free of I/O.
 //! - [`controller`]: the metadata controller quorum: its own Raft
@@ -29,6 +29,10 @@
 //!   the active controller, which handles broker registration and
 //!   heartbeats, fencing, leader election from the ISR, ISR changes and
 //!   preferred-leader rebalancing, committing each decision before answering.
+//! - [`coordinator`]: coordinator placement (Java `String.hashCode` of the
+//!   group or transactional id modulo the internal topic's partitions) and
+//!   the internal `__consumer_offsets` / `__transaction_state` topics,
+//!   created on the first FindCoordinator.
 //! - [`observe`]: observations replicas report to a per-run observer
 //!   (appends, truncations, HW, epochs, offline dirs) for the harness's
 //!   broker-side checkers.
@@ -42,6 +46,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod controller;
+pub mod coordinator;
 pub mod log;
 pub mod observe;
 pub mod protocol;

@@ -11,6 +11,7 @@
 use crate::config::{defaults, Settings};
 use crate::controller::image::NO_LEADER;
 use crate::controller::rpc::{ControllerRequest, ControllerResponse};
+use crate::coordinator::placement::is_internal_topic;
 use crate::server::heartbeat::{controller_call, heartbeat_once};
 use crate::server::BrokerShared;
 use kafka_protocol::error::ResponseError;
@@ -90,6 +91,7 @@ pub async fn handle(shared: &Arc<BrokerShared>, req: MetadataRequest, version: i
             if version >= 10 {
                 t = t.with_topic_id(uuid_from(info.topic_id));
             }
+            t = t.with_is_internal(is_internal_topic(&name));
             let partitions = info
                 .partitions
                 .iter()

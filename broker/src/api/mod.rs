@@ -6,6 +6,7 @@ pub mod create_partitions;
 pub mod create_topics;
 pub mod describe_configs;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
@@ -29,6 +30,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::InitProducerId, init_producer_id::MIN_VERSION, init_producer_id::MAX_VERSION),
+    (ApiKey::FindCoordinator, find_coordinator::MIN_VERSION, find_coordinator::MAX_VERSION),
 ];
 
 pub fn supported(api: ApiKey, version: i16) -> bool {
@@ -57,6 +59,7 @@ pub async fn dispatch(shared: &Arc<BrokerShared>, req: DecodedRequest) -> Option
         RequestKind::IncrementalAlterConfigs(r) => {
             Some(ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(shared, r).await))
         }
+        RequestKind::FindCoordinator(r) => Some(ResponseKind::FindCoordinator(find_coordinator::handle(shared, r, version).await)),
         RequestKind::InitProducerId(r) => Some(ResponseKind::InitProducerId(init_producer_id::handle(shared, r).await)),
         _ => None,
     }

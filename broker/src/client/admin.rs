@@ -1,7 +1,8 @@
 //! The admin client: topic creation (CreateTopics v7 to any broker, which
 //! forwards to the controller), partition increases (CreatePartitions v3),
-//! topic configs (DescribeConfigs v4, IncrementalAlterConfigs v1) and
-//! waiting for partition leaders.
+//! topic configs (DescribeConfigs v4, IncrementalAlterConfigs v1),
+//! coordinator lookups (FindCoordinator v3) and waiting for partition
+//! leaders.
 
 use super::config::AdminConfig;
 use super::error::ClientError;
@@ -19,6 +20,10 @@ pub const CREATE_TOPICS_VERSION: i16 = 7;
 pub const CREATE_PARTITIONS_VERSION: i16 = 3;
 pub const DESCRIBE_CONFIGS_VERSION: i16 = 4;
 pub const INCREMENTAL_ALTER_CONFIGS_VERSION: i16 = 1;
+pub const FIND_COORDINATOR_VERSION: i16 = 3;
+/// FindCoordinator key types.
+pub const COORDINATOR_GROUP: i8 = 0;
+pub const COORDINATOR_TRANSACTION: i8 = 1;
 /// ConfigResource.Type.TOPIC / BROKER.
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
@@ -223,6 +228,37 @@ impl Admin {
             if Instant::now() >= deadline {
                 return Err(ClientError::Timeout(format!("waiting for {partitions} leaders of {topic}: {last}")));
             }
+            tokio::time::sleep(Duration::from_millis(self.config.network.retry_backoff_ms)).await;
+        }
+    }
+
+    /// The broker id coordinating `key` (a group id with
+    /// `COORDINATOR_GROUP`, a transactional id with
+    /// `COORDINATOR_TRANSACTION`). Retries COORDINATOR_NOT_AVAILABLE (the
+    /// internal topic is being created, or its partition has no leader) until
+    /// default.api.timeout.ms.
+    pub async fn find_coordinator(&self, key_type: i8, key: &str) -> Result<i32, ClientError> {
+        use kafka_protocol::messages::FindCoordinatorRequest;
+        let request = FindCoordinatorRequest::default().with_key(StrBytes::from_string(key.to_string())).with_key_type(key_type);
+        let deadline = Instant::now() + Duration::from_millis(self.config.default_api_timeout_ms);
+        loop {
+            let candidates = self.cluster.any_brokers();
+            let e = match self
+                .cluster
+                .call_any(ApiKey::FindCoordinator, FIND_COORDINATOR_VERSION, RequestKind::FindCoordinator(request.clone()), &candidates)
+                .await
+            {
+                Ok((_, ResponseKind::FindCoordinator(r))) if r.error_code == 0 => return Ok(r.node_id.0),
+                Ok((_, ResponseKind::FindCoordinator(r))) => {
+                    ClientError::broker(r.error_code, format!("find coordinator {key}"), r.error_message.as_ref().map(|m| m.as_str()))
+                }
+                Ok(_) => ClientError::Malformed("FindCoordinator: wrong response kind".into()),
+                Err(e) => e,
+            };
+            if !e.is_retriable() || Instant::now() >= deadline {
+                return Err(e);
+            }
+            tracing::debug!("find coordinator {key}: retrying after {e}");
             tokio::time::sleep(Duration::from_millis(self.config.network.retry_backoff_ms)).await;
         }
     }
