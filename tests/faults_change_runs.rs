@@ -275,3 +275,38 @@ fn a_final_reader_that_cannot_catch_up_within_the_bound_is_a_liveness_anomaly() 
     assert_eq!(stuck.anomalies.get("liveness"), Some(&1));
     assert_eq!(stuck.verdict, ksim_sim::report::Verdict::Violation);
 }
+
+/// `coordinator:GROUP` (DESIGN.md targets) hits the broker leading the
+/// group's `__consumer_offsets` partition (Java `String.hashCode` of the
+/// group id modulo the partition count, KAFKA-FACTS): the harness looks the
+/// coordinator up at setup, creating the offsets topic, and the crash lands
+/// on that partition's leader of the moment.
+#[test]
+fn coordinator_target_crashes_the_groups_coordinator() {
+    use ksim_broker::coordinator::placement::{partition_for, GROUP_METADATA_TOPIC};
+    use ksim_broker::observe::ObsEvent;
+    let mut s = with(FaultAt::new(4_000, FaultKind::Crash, Target::Coordinator("g1".into()), Some(4_000)));
+    s.cluster.config.insert("offsets.topic.num.partitions".into(), toml::Value::Integer(3));
+    let r = run_seed(&s, 1).expect("run");
+    assert!(r.faults > 0, "the coordinator crash was injected");
+    let art = r.artifacts.as_ref().expect("artifacts");
+    let crash = art.fault_log.iter().find(|e| e.action.contains("crash")).expect("a crash in the fault log");
+    let p = partition_for("g1", 3);
+    let leader = art
+        .observations
+        .iter()
+        .filter(|o| o.t_ms <= crash.t_ms && o.obs.topic == GROUP_METADATA_TOPIC && o.obs.partition == p)
+        .filter_map(|o| matches!(o.obs.event, ObsEvent::BecameLeader { .. }).then_some(o.obs.broker))
+        .last()
+        .expect("the offsets partition has a leader before the crash");
+    assert_eq!(crash.node, format!("broker-{leader}"), "{:?}", art.fault_log);
+}
+
+#[test]
+fn coordinator_target_needs_enough_brokers_for_the_offsets_topic() {
+    let mut s = with(FaultAt::new(4_000, FaultKind::Crash, Target::Coordinator("g1".into()), Some(4_000)));
+    s.cluster.config.insert("offsets.topic.replication.factor".into(), toml::Value::Integer(4));
+    let text = s.to_toml().expect("serialises");
+    let err = Scenario::from_str(&text, "coord.toml").expect_err("4 > 3 brokers");
+    assert!(err.to_string().contains("offsets.topic.replication.factor"), "{err}");
+}

@@ -46,6 +46,7 @@
 //! After `duration_ms` (or at heal) the disk is repaired and the node's
 //! process restarted, since Kafka brings a failed dir back only on restart.
 
+use ksim_broker::coordinator::placement::{partition_for, GROUP_METADATA_TOPIC};
 use crate::cluster::{Cluster, NodeRef};
 use crate::scenario::{ClientCounts, FaultAt, FaultKind, PartitionShape, Probability, Scenario, Target};
 use madsim::net::NetSim;
@@ -678,6 +679,15 @@ pub fn resolve(c: &Cluster, target: &Target, rng: &mut ChaCha8Rng) -> Vec<NodeRe
                 p.replicas.iter().copied().find(|&r| r != p.leader)
             })
             .map(|r| vec![NodeRef::Broker(r as usize)])
+            .unwrap_or_default(),
+        Target::Coordinator(group) => image()
+            .and_then(|img| {
+                let offsets = img.topics.get(GROUP_METADATA_TOPIC)?;
+                let p = partition_for(group, i32::try_from(offsets.partitions.len()).ok().filter(|&n| n > 0)?);
+                img.partition(GROUP_METADATA_TOPIC, p).map(|p| p.leader)
+            })
+            .filter(|&l| l >= 0 && (l as usize) < nb)
+            .map(|l| vec![NodeRef::Broker(l as usize)])
             .unwrap_or_default(),
         Target::Producer(n) if (*n as usize) < c.producers.len() => vec![NodeRef::Producer(*n as usize)],
         Target::AssignConsumer(n) if (*n as usize) < c.consumers.len() => vec![NodeRef::Consumer(*n as usize)],

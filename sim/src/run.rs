@@ -7,14 +7,15 @@ use crate::faults::{self, FaultEvent, FaultLogEntry};
 use crate::history::History;
 use crate::observations::{Observed, RunObserver};
 use crate::report::{SeedArtifacts, SeedResult, Verdict};
-use crate::scenario::{FaultKind, Scenario};
+use crate::scenario::{FaultKind, Scenario, Target};
 use crate::trace::TraceHasher;
 use crate::workload::{self, consumer, producer, ClientControl, Event, Recorder};
+use ksim_broker::client::admin::COORDINATOR_GROUP;
 use ksim_broker::client::{Admin, AdminConfig, Consumer, ConsumerConfig};
 use ksim_broker::config::Settings;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -172,6 +173,15 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
         .iter()
         .map(|t| (t.name.clone(), t.partitions as i32, t.replication_factor as i32, string_map(&t.config)))
         .collect();
+    let coordinator_groups: BTreeSet<String> = sc
+        .faults
+        .at
+        .iter()
+        .filter_map(|f| match &f.target {
+            Target::Coordinator(g) => Some(g.clone()),
+            _ => None,
+        })
+        .collect();
     let b = bootstrap.clone();
     let setup = admin_node.spawn(async move {
         let admin = Admin::new(b.clone(), AdminConfig::from_map(&BTreeMap::new()).expect("default admin config"));
@@ -196,6 +206,15 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
             let mut probe = Consumer::new(b.clone(), ConsumerConfig::from_map(&BTreeMap::new()).expect("default consumer config"));
             let parts: Vec<(String, i32)> = (0..*partitions).map(|p| (name.clone(), p)).collect();
             probe.end_offsets(&parts).await.map_err(|e| anyhow::anyhow!("leaders of {name} not ready: {e}"))?;
+        }
+        // Groups a `coordinator:GROUP` fault targets: look up their
+        // coordinators as a consumer does on startup, which creates the
+        // offsets topic, so the target resolves during the main phase.
+        for group in &coordinator_groups {
+            admin
+                .find_coordinator(COORDINATOR_GROUP, group)
+                .await
+                .map_err(|e| anyhow::anyhow!("finding the coordinator of group {group}: {e}"))?;
         }
         Ok::<(), anyhow::Error>(())
     });

@@ -588,6 +588,9 @@ pub struct ClientCounts {
     pub producers: u32,
     /// Assign-mode (group-less) consumers.
     pub assign_consumers: u32,
+    /// `offsets.topic.replication.factor` of the brokers (Kafka's default
+    /// 3): a `coordinator:GROUP` target needs that many brokers.
+    pub offsets_replication_factor: u32,
 }
 
 impl ClientCounts {
@@ -597,6 +600,12 @@ impl ClientCounts {
             controllers: sc.cluster.controllers,
             producers: sc.producers.iter().map(|p| p.count).sum(),
             assign_consumers: sc.consumers.iter().filter(|c| c.group.is_none()).map(|c| c.count).sum(),
+            offsets_replication_factor: sc
+                .cluster
+                .config
+                .get("offsets.topic.replication.factor")
+                .and_then(|v| v.as_integer().or_else(|| v.as_str()?.parse().ok()))
+                .map_or(3, |n| n.clamp(1, i64::from(u32::MAX)) as u32),
         }
     }
 }
@@ -609,9 +618,10 @@ fn check_target(t: &Target, topics: &BTreeMap<&str, u32>, clients: ClientCounts)
             Some(&n) if *partition as i64 >= n as i64 => Err(format!("topic `{topic}` has {n} partitions")),
             Some(_) => Ok(()),
         },
-        Target::Coordinator(g) => {
-            Err(format!("`coordinator:{g}` needs consumer groups, which this build does not implement yet"))
-        }
+        Target::Coordinator(g) if clients.brokers < clients.offsets_replication_factor => Err(format!(
+            "`coordinator:{g}`: the offsets topic needs {} brokers (offsets.topic.replication.factor), the cluster has {}",
+            clients.offsets_replication_factor, clients.brokers
+        )),
         Target::Consumer { group, index } => Err(format!(
             "`consumer:{group}/{index}` needs consumer groups, which this build does not implement yet; \
              target an assign-mode consumer as `consumer:N`"
