@@ -134,6 +134,75 @@ fn idempotent_producer_writes_each_value_once_when_leaders_change() {
     assert_eq!(violating(&results, "lost-write"), 0);
 }
 
+// Idempotence is per producer session (KIP-98: deduplication by producer
+// id, epoch and sequence). An application that resends what was not
+// acknowledged when its producer crashed sends it from a new session with
+// a new producer id (InitProducerId), so values the crashed session had
+// written land twice; the duplicates name both sessions. Without the
+// resend, the same crashes duplicate nothing.
+#[test]
+fn resending_after_a_producer_restart_duplicates_across_producer_sessions() {
+    let results = sweep(&path_of("idempotence-producer-restart.toml"));
+    assert!(violating(&results, "duplicate") > 0, "no duplicate over {FAST_SEEDS:?}");
+    assert_eq!(violating(&results, "lost-write"), 0);
+    for r in results.iter().filter(|r| r.anomalies["duplicate"] > 0) {
+        assert_eq!(r.duplicates_across_sessions() as u64, r.anomalies["duplicate"], "seed {}: every duplicate crossed sessions", r.seed);
+        assert!(r.to_text_line().contains("duplicate across producer sessions (idempotence is per session)"));
+    }
+}
+
+#[test]
+fn idempotent_producer_restart_without_resend_writes_each_value_once() {
+    let results = sweep(&path_of("idempotence-producer-restart-no-resend.toml"));
+    assert!(results.iter().all(|r| r.ops > 100 && r.faults >= 1), "the workload and faults ran");
+    assert!(results.iter().all(|r| r.faults >= 4), "the latency and the three producer crashes ran");
+    assert_eq!(violating(&results, "duplicate"), 0);
+    assert_eq!(violating(&results, "lost-write"), 0);
+}
+
+// MESSAGE_TOO_LARGE (error 10, Kafka's RecordTooLargeException) is not
+// retriable: a batch over the topic's max.message.bytes fails at once and
+// definitely, however many retries are configured. The history shows a
+// `fail` naming the error, completed well before the first retry could
+// have been sent.
+#[test]
+fn message_too_large_is_a_definite_failure_that_is_not_retried() {
+    let text = r#"
+name = "message-too-large"
+[cluster]
+brokers = 3
+controllers = 1
+[[topics]]
+name = "events"
+partitions = 1
+replication_factor = 3
+config = { "max.message.bytes" = 16 }
+[[producers]]
+topic = "events"
+rate_per_s = 20
+config = { "acks" = "all", "retries" = 2147483647, "retry.backoff.ms" = 2000, "retry.backoff.max.ms" = 2000, "delivery.timeout.ms" = 120000 }
+[run]
+duration_ms = 3000
+heal_ms = 3000
+final_poll_ms = 5000
+[expect]
+verdict = "pass"
+"#;
+    const RETRY_BACKOFF_MS: u64 = 2000;
+    let scenario = Scenario::from_str(text, "message-too-large.toml").unwrap_or_else(|e| panic!("{e}"));
+    let r = run_seed(&scenario, 0).expect("the run");
+    let sends: Vec<_> = r.history.ops.iter().filter(|op| op.f == "send").collect();
+    assert!(sends.len() > 20, "the producer ran: {} sends", sends.len());
+    for op in &sends {
+        let error = op.error.as_deref().unwrap_or("");
+        assert_eq!(op.op_type, ksim_sim::history::OpType::Fail, "definite: {}", serde_json::to_string(op).unwrap());
+        assert!(error.contains("MessageTooLarge"), "the error names MESSAGE_TOO_LARGE: {error}");
+        let took_ms = op.t_ms - op.invoke_t_ms.expect("sends record their invocation");
+        assert!(took_ms < RETRY_BACKOFF_MS, "not retried: took {took_ms} ms: {}", serde_json::to_string(op).unwrap());
+    }
+    assert_eq!(r.verdict, ksim_sim::report::Verdict::Pass, "{}", r.to_text_line());
+}
+
 /// Every file in scenarios/fast has a sweep test above.
 #[test]
 fn every_fast_scenario_has_a_sweep_test() {

@@ -11,7 +11,7 @@
 //! - a sweep is met when every seed is met and, for `violation`, at least
 //!   one seed shows one of the expected `anomalies`.
 
-use crate::checker::{Anomaly, CheckResult};
+use crate::checker::{self, Anomaly, CheckResult};
 use crate::faults::{FaultEvent, FaultLogEntry};
 use crate::history::History;
 use crate::observations::Observed;
@@ -189,13 +189,32 @@ impl SeedResult {
         found.join(" ")
     }
 
+    /// Duplicates whose value more than one producer session sent (a
+    /// restarted producer resent it: idempotence is per session).
+    pub fn duplicates_across_sessions(&self) -> usize {
+        self.details.iter().filter(|a| checker::duplicate::across_sessions(a)).count()
+    }
+
+    /// Lines explaining what was found, for humans: `duplicate across
+    /// producer sessions (idempotence is per session): 2 of 3`.
+    pub fn explanations(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let across = self.duplicates_across_sessions();
+        if across > 0 {
+            let all = self.anomalies.get(checker::duplicate::KEY).copied().unwrap_or(0);
+            out.push(format!("{}: {across} of {all}", checker::duplicate::ACROSS_SESSIONS));
+        }
+        out
+    }
+
     /// The DESIGN.md per-seed JSON object on one line.
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).expect("a seed result serialises")
     }
 
     /// One line for humans:
-    /// `seed 7: violation (expected violation) lost-write=3 unseen=3 trace 9f3a… sim 60.0s wall 0.41s`.
+    /// `seed 7: violation (expected violation) lost-write=3 unseen=3 trace 9f3a… sim 60.0s wall 0.41s`,
+    /// then the [`SeedResult::explanations`] (`; duplicate across …`).
     pub fn to_text_line(&self) -> String {
         let found = self.anomalies_found();
         let found = if found.is_empty() { "no anomalies".to_string() } else { found };
@@ -211,6 +230,9 @@ impl SeedResult {
         if let Some(kinds) = &self.swarm {
             let names: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
             line.push_str(&format!(" swarm {}", names.join(",")));
+        }
+        for e in self.explanations() {
+            line.push_str(&format!("; {e}"));
         }
         if !self.met {
             line.push_str(&format!(" UNMET: {}", self.notes.join("; ")));
@@ -243,6 +265,9 @@ pub struct SweepSummary {
     /// hashes compared (`--check-determinism`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub determinism: Option<String>,
+    /// Seeds with a duplicate across producer sessions (text only).
+    #[serde(skip)]
+    pub duplicates_across_sessions_seeds: u64,
 }
 
 impl SweepSummary {
@@ -266,6 +291,7 @@ impl SweepSummary {
             message,
             shard: None,
             determinism: None,
+            duplicates_across_sessions_seeds: results.iter().filter(|r| r.duplicates_across_sessions() > 0).count() as u64,
         }
     }
 
@@ -285,7 +311,8 @@ impl SweepSummary {
 
     /// `leader-crash: 20 seeds, 20 met, 0 unmet: expectation met`, with
     /// ` (shard 2/4)` after the name and `, determinism passed` after the
-    /// counts when those apply.
+    /// counts when those apply, and `; duplicate across producer sessions
+    /// (idempotence is per session) on N of M seeds` when some seed showed one.
     pub fn to_text_line(&self) -> String {
         let mut line = self.scenario.clone();
         if let Some(shard) = &self.shard {
@@ -302,6 +329,14 @@ impl SweepSummary {
             (Some(m), _) => line.push_str(&format!(": {m}")),
             (None, true) => line.push_str(": expectation met"),
             (None, false) => line.push_str(": expectation NOT met"),
+        }
+        if self.duplicates_across_sessions_seeds > 0 {
+            line.push_str(&format!(
+                "; {} on {} of {} seeds",
+                checker::duplicate::ACROSS_SESSIONS,
+                self.duplicates_across_sessions_seeds,
+                self.seeds
+            ));
         }
         line
     }
@@ -388,6 +423,25 @@ heal_ms = 500
         let summary = SweepSummary::summarise(&sc, &[], 0).to_json_line();
         assert!(summary.starts_with(r#"{"summary":true,"scenario":"t","seeds":0,"met":0,"unmet":0"#), "{summary}");
         assert!(!summary.contains("shard") && !summary.contains("determinism"), "{summary}");
+    }
+
+    fn with_duplicate(sc: &Scenario, detail: &str) -> SeedResult {
+        let a = Anomaly::new(checker::duplicate::KEY, "events/0", Some(1), Some(2), detail.into());
+        SeedResult::judge(sc, 1, History::default(), CheckResult::from_anomalies(vec![a]), "ab".repeat(16), 1000, 5, 0)
+    }
+
+    #[test]
+    fn duplicates_across_producer_sessions_are_explained_in_text_only() {
+        let sc = scenario("verdict = \"violation\"\nanomalies = [\"duplicate\"]");
+        let across = with_duplicate(&sc, "value 1 read at 2 offsets: 0, 2; sent by 2 producer sessions (processes [0, 3]): …");
+        let same = with_duplicate(&sc, "value 1 read at 2 offsets: 0, 2; sent by one producer session (processes [0])");
+        let line = across.to_text_line();
+        assert!(line.contains("; duplicate across producer sessions (idempotence is per session): 1 of 1"), "{line}");
+        assert!(!same.to_text_line().contains("across"), "{}", same.to_text_line());
+        let summary = SweepSummary::summarise(&sc, &[across.clone(), same], 0);
+        assert!(summary.to_text_line().ends_with("; duplicate across producer sessions (idempotence is per session) on 1 of 2 seeds"), "{}", summary.to_text_line());
+        assert!(!summary.to_json_line().contains("across"), "the JSON summary keeps its contract");
+        assert!(across.to_json_line().contains(r#""across-producer-sessions":true"#), "{}", across.to_json_line());
     }
 
     #[test]

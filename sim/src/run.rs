@@ -231,6 +231,8 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
             let control = Arc::new(ClientControl::default());
             let (topic, partitions, rate_per_s, keys) = (p.topic.clone(), partitions_of[&p.topic], p.rate_per_s, p.keys as u64);
             let (config, bootstrap, rec2, ctl) = (string_map(&p.config), bootstrap.clone(), rec.clone(), control.clone());
+            // Captured by the node's workload, so it outlives the node's crashes.
+            let outbox = p.resend_unacked_on_restart.then(|| Arc::new(producer::Outbox::default()));
             let workload = move |process| {
                 let spec = producer::ProducerSpec {
                     process,
@@ -242,6 +244,7 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
                     seed,
                     stop_ms: duration_ms,
                     control: ctl.clone(),
+                    outbox: outbox.clone(),
                 };
                 producer::run(spec, bootstrap.clone(), rec2.clone())
             };

@@ -100,6 +100,14 @@ pub struct ProducerSpec {
     /// Kafka producer config, names verbatim.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, toml::Value>,
+    /// An at-least-once application: values whose send was not
+    /// acknowledged (outcome unknown, or still in flight) when the process
+    /// crashed stay in an outbox that survives the crash, and the restarted
+    /// process (a new producer session with a new producer id) sends them
+    /// again before anything new. Off by default (the values are lost to
+    /// the application, as before).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub resend_unacked_on_restart: bool,
 }
 
 /// `[[consumers]]`: `count` consumer processes.
@@ -407,6 +415,9 @@ pub struct ExpectSpec {
 
 fn one() -> u32 {
     1
+}
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 fn default_keys() -> u32 {
     DEFAULT_PRODUCER_KEYS
@@ -838,6 +849,7 @@ replication_factor = 3
 topic = "t"
 rate_per_s = 2.5
 config = { "acks" = "1", "retries" = 3, "x.y" = true }
+resend_unacked_on_restart = true
 [[consumers]]
 group = "g"
 topics = ["t"]

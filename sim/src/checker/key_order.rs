@@ -36,7 +36,11 @@ pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
         // Sweep the sends in invocation order, folding in every send
         // completed strictly before the current one was invoked; the
         // highest offset among them must stay below the current offset.
-        let mut done: Vec<Timed> = sends.clone();
+        // Only an acknowledgement bounds a later send: an `info` send's
+        // completion time says nothing about when (or whether) it was
+        // written, and its offset may be another session's copy of the
+        // value (a restarted producer resending it).
+        let mut done: Vec<Timed> = sends.iter().filter(|s| h.ops[s.4].op_type == OpType::Ok).copied().collect();
         done.sort_by_key(|s| (s.1, s.4));
         sends.sort_by_key(|s| (s.0, s.4));
         let mut next = 0;
@@ -110,6 +114,25 @@ mod tests {
             keyed(3, 6, 9, "k2", 3, 4), // another key
         ]);
         assert!(run(&h).is_empty());
+    }
+
+    #[test]
+    fn an_unacknowledged_send_does_not_order_the_sends_after_it() {
+        // Process 1 crashed at 5 ms with values 1 and 2 unacknowledged
+        // (info); its successor, process 2, sent both again from 6 ms (they
+        // landed at 4 and 5). Value 2's info completion is no
+        // acknowledgement at offset 5 before value 1 was resent.
+        let info = |value, invoke| {
+            let m = MicroOp::Send { partition: P.into(), value, offset: None, key: Some("k1".into()) };
+            Op::micro(1, "send", 5, OpType::Info, &[m]).invoked_at(invoke)
+        };
+        let h = history(vec![info(1, 0), info(2, 1), keyed(2, 6, 8, "k1", 1, 4), keyed(2, 6, 8, "k1", 2, 5)]);
+        assert!(run(&h).is_empty(), "{:?}", check(&h, &Index::build(&h)));
+        // Another producer's value 3, acknowledged at 6 by 5 ms, still
+        // orders both resends.
+        let mut ops = h.ops.clone();
+        ops.insert(2, keyed(3, 1, 5, "k1", 3, 6));
+        assert_eq!(run(&history(ops)), vec![(Some(1), Some(4)), (Some(2), Some(5))]);
     }
 
     #[test]

@@ -103,8 +103,10 @@ pub const IMPLEMENTED: &[&str] = CATALOGUE;
 /// How many example values a detail line lists at most.
 pub const DETAIL_EXAMPLES_MAX: usize = 8;
 
-/// One anomaly found in a history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One anomaly found in a history. In JSON, a `duplicate` also carries
+/// `processes` (the producer sessions that sent its value) and
+/// `across-producer-sessions` (more than one did; see [`duplicate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Anomaly {
     /// Catalogue key.
     pub key: &'static str,
@@ -114,6 +116,24 @@ pub struct Anomaly {
     pub offset: Option<i64>,
     /// One line for a human.
     pub detail: String,
+}
+
+impl Serialize for Anomaly {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let sessions = duplicate::sessions(self);
+        let mut st = s.serialize_struct("Anomaly", if sessions.is_some() { 7 } else { 5 })?;
+        st.serialize_field("key", self.key)?;
+        st.serialize_field("partition", &self.partition)?;
+        st.serialize_field("value", &self.value)?;
+        st.serialize_field("offset", &self.offset)?;
+        st.serialize_field("detail", &self.detail)?;
+        if let Some(processes) = sessions {
+            st.serialize_field("processes", &processes)?;
+            st.serialize_field("across-producer-sessions", &(processes.len() > 1))?;
+        }
+        st.end()
+    }
 }
 
 impl Anomaly {

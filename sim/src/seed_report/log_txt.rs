@@ -3,7 +3,8 @@
 //!
 //! # Format
 //!
-//! A header (scenario, verdict, anomaly counts, replay command), then one
+//! A header (scenario, verdict, anomaly counts and `note:` lines that
+//! explain them, replay command), then one
 //! line per event, `[  12.345s] WHAT details`, in time order:
 //!
 //! - `FAULT` a fault window opens (kind, target, nodes, until when) and
@@ -99,6 +100,9 @@ pub fn render(r: &SeedReport<'_>) -> String {
     }
     let found = res.anomalies_found();
     let _ = writeln!(out, "anomalies: {}", if found.is_empty() { "none" } else { &found });
+    for e in res.explanations() {
+        let _ = writeln!(out, "note: {e}");
+    }
     let _ = writeln!(out, "trace hash: {}", res.trace_hash);
     let _ = writeln!(out, "replay: {}", r.replay);
     let _ = writeln!(out, "ops {}, fault windows {}, broker observations {}", res.ops, r.windows.len(), r.observations.len());
