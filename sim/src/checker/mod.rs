@@ -57,6 +57,8 @@ pub mod poll_order;
 pub mod precommitted_read;
 pub mod replica_divergence;
 pub mod replica_model;
+#[cfg(test)]
+mod same_results;
 pub mod txn_cycles;
 pub mod unseen;
 
