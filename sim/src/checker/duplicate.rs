@@ -3,18 +3,16 @@
 //! scenarios without it list `duplicate` in `expect.allow`.
 
 use super::index::Index;
-use super::{conflicts, examples, note, Anomaly, SeenWith};
+use super::{conflicts, examples, Anomaly};
 
 pub const KEY: &str = "duplicate";
 
 pub fn check(ix: &Index<'_>) -> Vec<Anomaly> {
-    let mut offsets_of_value = SeenWith::new();
+    let mut offsets_of_value = ix.per_part();
     for p in ix.ok_polls() {
-        for &(offset, value) in &p.reads {
-            note(&mut offsets_of_value, p.partition, value, offset);
-        }
+        offsets_of_value[p.part as usize].extend(p.reads.iter().map(|&(offset, value)| (value, offset)));
     }
-    conflicts(offsets_of_value)
+    conflicts(ix, offsets_of_value)
         .into_iter()
         .map(|(partition, value, at)| Anomaly {
             key: KEY,
