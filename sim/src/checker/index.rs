@@ -27,6 +27,7 @@ use crate::history::{History, MicroView, OpType, PollView, SendView};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Deref;
+use std::sync::OnceLock;
 
 /// A hash map with a fixed, fast hasher ([`FxHasher`]): used for lookups
 /// only, with no per-process random seed, so nothing about it can differ
@@ -145,6 +146,10 @@ pub struct Index<'a> {
     pub orders: Vec<Vec<(i64, i64)>>,
     /// Offset and writer of each (partition, value).
     known: DetMap<(Part, i64), Known>,
+    /// [`super::values_read`], once computed.
+    pub(crate) values_read: OnceLock<Vec<Vec<i64>>>,
+    /// [`super::acknowledged`], once computed.
+    pub(crate) acknowledged: OnceLock<Vec<Vec<super::Acked>>>,
 }
 
 impl<'a> Index<'a> {
@@ -186,6 +191,7 @@ impl<'a> Index<'a> {
         // number, value); acknowledgements first, then reads.
         let mut claims: Vec<Vec<(i64, usize, i64)>> = vec![Vec::new(); ix.names.len()];
         let mut seq = 0usize;
+        ix.known.reserve(ix.sends.len());
         for s in &ix.sends {
             let k = ix.known.entry((s.part, s.value)).or_default();
             match k.writer {

@@ -81,7 +81,7 @@ pub fn check(ix: &Index<'_>) -> Vec<Anomaly> {
     let read = values_read(ix);
     let passes = passes(ix, ix.ok_polls());
     let mut out = Vec::new();
-    for (part, acked) in acknowledged(ix).into_iter().enumerate() {
+    for (part, acked) in acknowledged(ix).iter().enumerate() {
         let ps = &passes[part];
         let Some(max) = ps.iter().map(|x| x.to).max() else {
             continue;

@@ -194,8 +194,13 @@ pub const HISTORY_CHECKERS: &[(&str, HistoryChecker)] = &[
 ];
 
 /// Per partition (by [`index::Part`]), every value any ok poll read,
-/// sorted and distinct.
-pub(crate) fn values_read(ix: &index::Index<'_>) -> Vec<Vec<i64>> {
+/// sorted and distinct (computed once per index: `lost-write` and
+/// `unseen` share it).
+pub(crate) fn values_read<'b>(ix: &'b index::Index<'_>) -> &'b [Vec<i64>] {
+    ix.values_read.get_or_init(|| read_values(ix))
+}
+
+fn read_values(ix: &index::Index<'_>) -> Vec<Vec<i64>> {
     let mut read = ix.per_part::<i64>();
     for p in ix.ok_polls() {
         read[p.part as usize].extend(p.reads.iter().map(|&(_, v)| v));
@@ -218,8 +223,12 @@ pub(crate) struct Acked {
 }
 
 /// Per partition (by [`index::Part`]), the acknowledged values in value
-/// order.
-pub(crate) fn acknowledged(ix: &index::Index<'_>) -> Vec<Vec<Acked>> {
+/// order (computed once per index, as [`values_read`]).
+pub(crate) fn acknowledged<'b>(ix: &'b index::Index<'_>) -> &'b [Vec<Acked>] {
+    ix.acknowledged.get_or_init(|| acknowledged_values(ix))
+}
+
+fn acknowledged_values(ix: &index::Index<'_>) -> Vec<Vec<Acked>> {
     let mut acked = ix.per_part::<Acked>();
     for s in ix.ok_sends() {
         acked[s.part as usize].push(Acked { value: s.value, offset: s.offset, t_ms: s.t_ms });

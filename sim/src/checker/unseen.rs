@@ -10,9 +10,9 @@ pub const KEY: &str = "unseen";
 pub fn check(ix: &Index<'_>) -> Vec<Anomaly> {
     let read = values_read(ix);
     let mut out = Vec::new();
-    for (part, acked) in acknowledged(ix).into_iter().enumerate() {
+    for (part, acked) in acknowledged(ix).iter().enumerate() {
         let partition = ix.name(part as Part);
-        for Acked { value, offset, .. } in acked {
+        for &Acked { value, offset, .. } in acked {
             if read[part].binary_search(&value).is_ok() {
                 continue;
             }
