@@ -114,6 +114,13 @@ pub struct PollView<'a> {
     pub reads: Vec<(i64, i64)>,
 }
 
+/// One decoded micro-operation of an op ([`Op::micro_views`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MicroView<'a> {
+    Send(SendView<'a>),
+    Poll(PollView<'a>),
+}
+
 /// One micro-operation of a send, poll or txn op, for building histories.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MicroOp {
@@ -289,18 +296,26 @@ impl Op {
     /// What this op read, per partition, whatever its completion type
     /// (a failed transaction's polls still returned records).
     pub fn all_poll_views(&self) -> impl Iterator<Item = PollView<'_>> {
-        self.micro_ops().iter().filter_map(|m| match decode_micro(m) {
-            Ok(Micro::Poll { partition, reads }) => {
-                Some(PollView { process: self.process, t_ms: self.t_ms, op_type: self.op_type, partition, reads })
-            }
-            _ => None,
+        self.micro_views(0).filter_map(|m| match m {
+            MicroView::Poll(p) => Some(p),
+            MicroView::Send(_) => None,
         })
     }
 
     /// This op's send micro-operations (`op_index` is its place in the history).
     pub fn send_views(&self, op_index: usize) -> impl Iterator<Item = SendView<'_>> {
+        self.micro_views(op_index).filter_map(|m| match m {
+            MicroView::Send(s) => Some(s),
+            MicroView::Poll(_) => None,
+        })
+    }
+
+    /// This op's send and poll micro-operations in one pass, in order
+    /// (polls whatever the op's type; `op_index` is its place in the
+    /// history), each decoded once.
+    pub fn micro_views(&self, op_index: usize) -> impl Iterator<Item = MicroView<'_>> {
         self.micro_ops().iter().enumerate().filter_map(move |(micro_index, m)| match decode_micro(m) {
-            Ok(Micro::Send { partition, value, offset, key }) => Some(SendView {
+            Ok(Micro::Send { partition, value, offset, key }) => Some(MicroView::Send(SendView {
                 process: self.process,
                 t_ms: self.t_ms,
                 op_type: self.op_type,
@@ -311,8 +326,15 @@ impl Op {
                 invoke_t_ms: self.invoke_t_ms,
                 op_index,
                 micro_index,
-            }),
-            _ => None,
+            })),
+            Ok(Micro::Poll { partition, reads }) => Some(MicroView::Poll(PollView {
+                process: self.process,
+                t_ms: self.t_ms,
+                op_type: self.op_type,
+                partition,
+                reads,
+            })),
+            Err(_) => None,
         })
     }
 

@@ -9,6 +9,9 @@ use ksim_broker::observe::{Observation, Observer};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
+mod jsonl;
+pub use jsonl::{from_jsonl, to_jsonl, FORMAT_VERSION};
+
 /// Bound on observations kept per run; later ones are counted, not kept.
 pub const OBSERVATIONS_MAX: usize = 4_000_000;
 
@@ -16,9 +19,8 @@ pub const OBSERVATIONS_MAX: usize = 4_000_000;
 ///
 /// # Format
 ///
-/// `observations.jsonl` (written by `--out` for a kept seed, read by
-/// `ksim check`) holds one of these per line, the observation's fields
-/// flattened beside `t_ms`:
+/// Serialised on its own (and in version 1 of `observations.jsonl`, see
+/// [`to_jsonl`]), the observation's fields are flattened beside `t_ms`:
 ///
 /// ```text
 /// {"t_ms":8123,"broker":1,"incarnation":2,"topic":"events","partition":0,"event":{"kind":"hw","value":42}}
@@ -63,16 +65,6 @@ impl RunObserver {
         }
         (seen, dropped)
     }
-}
-
-/// Reads `observations.jsonl` (one [`Observed`] per line, blank lines
-/// skipped); errors name the 1-based line.
-pub fn from_jsonl(text: &str) -> Result<Vec<Observed>, String> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("line {}: {e}", i + 1)))
-        .collect()
 }
 
 impl Default for RunObserver {

@@ -9,7 +9,7 @@
 //! Reported once per value (with the first reader). A transaction reading
 //! its own write is `precommitted-read`, not this.
 
-use super::index::{describe, Index};
+use super::index::{describe, DetMap, Index, Part};
 use super::Anomaly;
 use crate::history::{History, OpType};
 use std::collections::BTreeSet;
@@ -17,16 +17,27 @@ use std::collections::BTreeSet;
 pub const KEY: &str = "aborted-read";
 
 pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
-    let mut reported: BTreeSet<(&str, i64)> = BTreeSet::new();
+    // Values whose writer definitely failed (few): only reads of these
+    // need a closer look.
+    let mut failed: DetMap<(Part, i64), usize> = DetMap::default();
+    for s in ix.sends.iter().filter(|s| s.op_type == OpType::Fail) {
+        if let Some(w) = ix.writer(s.part, s.value).filter(|&w| h.ops[w].op_type == OpType::Fail) {
+            failed.insert((s.part, s.value), w);
+        }
+    }
+    let mut reported: BTreeSet<(Part, i64)> = BTreeSet::new();
     let mut out = Vec::new();
+    if failed.is_empty() {
+        return out;
+    }
     for r in (0..h.ops.len()).filter(|&r| h.ops[r].op_type == OpType::Ok) {
         for p in ix.op_polls(r) {
             for &(offset, value) in &p.reads {
-                let Some(w) = ix.writer(p.partition, value) else {
+                let Some(&w) = failed.get(&(p.part, value)) else {
                     continue;
                 };
                 let writer = &h.ops[w];
-                if w == r || writer.op_type != OpType::Fail || !reported.insert((p.partition, value)) {
+                if w == r || !reported.insert((p.part, value)) {
                     continue;
                 }
                 let why = match (writer.f.as_str(), &writer.error) {

@@ -58,7 +58,7 @@ pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
     if groups.values().all(|g| g.subscribers.is_empty()) {
         return Vec::new();
     }
-    known.extend(ix.partitions.iter().map(|p| p.to_string()));
+    known.extend(ix.names.iter().map(|p| p.to_string()));
     let mut out = Vec::new();
     let mut push = |partition: String, detail: String| {
         out.push(Anomaly { key: KEY, partition, value: None, offset: None, detail });

@@ -8,7 +8,7 @@
 //! polls). Positions the history cannot know (no read, nothing committed
 //! before) are not judged.
 
-use super::index::{describe, Index};
+use super::index::{describe, DetMap, Index, Part};
 use super::Anomaly;
 use crate::history::{History, OpType};
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 pub const KEY: &str = "committed-ahead";
 
 pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
-    let mut position: BTreeMap<(u64, &str), i64> = BTreeMap::new();
+    let mut position: DetMap<(u64, Part), i64> = DetMap::default();
     let mut committed: BTreeMap<(&str, String), i64> = BTreeMap::new();
     let mut out = Vec::new();
     for (i, op) in h.ops.iter().enumerate().filter(|(_, op)| op.op_type == OpType::Ok) {
@@ -30,19 +30,20 @@ pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
                 .and_then(|v| v.as_array())
                 .map(|a| a.iter().filter_map(|p| p.as_str()).collect())
                 .unwrap_or_default();
-                position.retain(|(p, part), _| *p != op.process || kept.contains(part));
+                position.retain(|&(p, part), _| p != op.process || kept.contains(&ix.name(part)));
             }
             _ => {
                 for p in ix.op_polls(i) {
                     if let Some(&(last, _)) = p.reads.last() {
-                        position.insert((op.process, p.partition), last + 1);
+                        position.insert((op.process, p.part), last + 1);
                     }
                 }
             }
         }
         for (partition, offset) in op.committed_offsets().unwrap_or_default() {
-            let known = position
-                .get(&(op.process, partition.as_str()))
+            let known = ix
+                .part(&partition)
+                .and_then(|part| position.get(&(op.process, part)))
                 .map(|&p| (p, "read up to"))
                 .or_else(|| committed.get(&(group, partition.clone())).map(|&c| (c, "had committed")));
             if let Some((pos, how)) = known.filter(|(pos, _)| offset > *pos) {

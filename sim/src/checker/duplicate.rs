@@ -12,7 +12,7 @@
 //! carries `"processes"` and `"across-producer-sessions"` ([`sessions`]).
 
 use super::index::Index;
-use super::{conflicts, examples, note, Anomaly, SeenWith};
+use super::{conflicts, examples, Anomaly};
 use crate::history::OpType;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,13 +26,11 @@ pub const ACROSS_SESSIONS: &str = "duplicate across producer sessions (idempoten
 const PROCESSES_MARK: &str = "(processes [";
 
 pub fn check(ix: &Index<'_>) -> Vec<Anomaly> {
-    let mut offsets_of_value = SeenWith::new();
+    let mut offsets_of_value = ix.per_part();
     for p in ix.ok_polls() {
-        for &(offset, value) in &p.reads {
-            note(&mut offsets_of_value, p.partition, value, offset);
-        }
+        offsets_of_value[p.part as usize].extend(p.reads.iter().map(|&(offset, value)| (value, offset)));
     }
-    let found = conflicts(offsets_of_value);
+    let found = conflicts(ix, offsets_of_value);
     if found.is_empty() {
         return Vec::new();
     }

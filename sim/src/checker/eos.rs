@@ -18,7 +18,7 @@
 //! `offsets` a txn committed with its transaction; the last ok one per
 //! partition is final. Input values are the partition's version order.
 
-use super::index::{describe, Index};
+use super::index::{describe, DetMap, Index, Part};
 use super::Anomaly;
 use crate::history::{History, OpType};
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,66 +30,72 @@ pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
     let mut push = |partition: &str, value: i64, offset: Option<i64>, detail: String| {
         out.push(Anomaly { key: KEY, partition: partition.into(), value: Some(value), offset, detail });
     };
-    // Per group: (input partition, value) → committed transforms that consumed it.
-    let mut consumed: BTreeMap<&str, BTreeMap<(&str, i64), Vec<usize>>> = BTreeMap::new();
+    // Per group: ((input partition, value), a committed transform that
+    // consumed it), in history order.
+    let mut consumed: BTreeMap<&str, Vec<((Part, i64), usize)>> = BTreeMap::new();
     // Outputs of committed transforms: (partition, value) → the transform.
-    let mut outputs: BTreeMap<(&str, i64), usize> = BTreeMap::new();
+    let mut outputs: DetMap<(Part, i64), usize> = DetMap::default();
     // Per group, partition → the last committed offset.
     let mut committed: BTreeMap<&str, BTreeMap<String, i64>> = BTreeMap::new();
     for (i, op) in h.ops.iter().enumerate().filter(|(_, op)| op.op_type == OpType::Ok) {
         let group = op.group.as_deref().unwrap_or("");
-        if op.f == "txn" && op.send_views(i).next().is_some() {
-            let polls: Vec<_> = op.all_poll_views().collect();
-            if !polls.is_empty() {
-                let by_input = consumed.entry(group).or_default();
-                for p in &polls {
-                    for &(_, v) in &p.reads {
-                        by_input.entry((p.partition, v)).or_default().push(i);
-                    }
-                }
-                outputs.extend(op.send_views(i).map(|s| ((s.partition, s.value), i)));
+        let (sends, polls) = (ix.op_sends(i), ix.op_polls(i));
+        if op.f == "txn" && !sends.is_empty() && !polls.is_empty() {
+            let by_input = consumed.entry(group).or_default();
+            for p in polls {
+                by_input.extend(p.reads.iter().map(|&(_, v)| ((p.part, v), i)));
             }
+            outputs.extend(sends.iter().map(|s| ((s.part, s.value), i)));
         }
         if let Some(offsets) = op.committed_offsets() {
             committed.entry(group).or_default().extend(offsets);
         }
     }
-    for (group, by_input) in &consumed {
-        for (&(partition, value), by) in by_input.iter().filter(|(_, by)| by.len() > 1) {
-            let who: Vec<String> = by.iter().map(|&i| describe(h, i)).collect();
-            let detail = format!(
-                "group {group:?}: input value {value} was processed by {} committed transactions: {}",
-                by.len(),
-                who.join(", ")
-            );
-            push(partition, value, ix.offset(partition, value), detail);
+    for (group, mut by_input) in consumed {
+        // Stable: each input's transforms stay in history order.
+        by_input.sort_by_key(|(input, _)| *input);
+        let mut inputs: Vec<Part> = Vec::new();
+        for same in by_input.chunk_by(|a, b| a.0 == b.0) {
+            let (part, value) = same[0].0;
+            if inputs.last() != Some(&part) {
+                inputs.push(part);
+            }
+            if same.len() > 1 {
+                let who: Vec<String> = same.iter().map(|&(_, i)| describe(h, i)).collect();
+                let detail = format!(
+                    "group {group:?}: input value {value} was processed by {} committed transactions: {}",
+                    same.len(),
+                    who.join(", ")
+                );
+                push(ix.name(part), value, ix.offset(part, value), detail);
+            }
         }
-        let inputs: BTreeSet<&str> = by_input.keys().map(|(p, _)| *p).collect();
-        for partition in inputs {
+        for part in inputs {
+            let partition = ix.name(part);
             let Some(&end) = committed.get(group).and_then(|c| c.get(partition)) else {
                 continue;
             };
-            let order = ix.orders.get(partition).map(Vec::as_slice).unwrap_or_default();
-            for &(offset, value) in order.iter().take_while(|(o, _)| *o < end) {
-                if !by_input.contains_key(&(partition, value)) {
+            for &(offset, value) in ix.orders[part as usize].iter().take_while(|(o, _)| *o < end) {
+                if by_input.binary_search_by_key(&(part, value), |(input, _)| *input).is_err() {
                     let detail = format!("group {group:?} committed offset {end} past input value {value} at offset {offset}, which no committed transaction processed");
                     push(partition, value, Some(offset), detail);
                 }
             }
         }
     }
-    let mut read_at: BTreeMap<(&str, i64), BTreeSet<i64>> = BTreeMap::new();
+    // Where each output was read: (partition, value, offset), distinct.
+    let mut read_at: Vec<(Part, i64, i64)> = Vec::new();
     for p in ix.ok_polls() {
-        for &(o, v) in &p.reads {
-            if outputs.contains_key(&(p.partition, v)) {
-                read_at.entry((p.partition, v)).or_default().insert(o);
-            }
-        }
+        read_at.extend(p.reads.iter().filter(|(_, v)| outputs.contains_key(&(p.part, *v))).map(|&(o, v)| (p.part, v, o)));
     }
-    for ((partition, value), offsets) in read_at.into_iter().filter(|(_, o)| o.len() > 1) {
-        let t = outputs[&(partition, value)];
+    read_at.sort_unstable();
+    read_at.dedup();
+    for same in read_at.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)).filter(|s| s.len() > 1) {
+        let (part, value) = (same[0].0, same[0].1);
+        let offsets: BTreeSet<i64> = same.iter().map(|r| r.2).collect();
+        let t = outputs[&(part, value)];
         let detail = format!("output value {value} of {} appears at offsets {offsets:?}", describe(h, t));
-        push(partition, value, offsets.first().copied(), detail);
+        push(ix.name(part), value, offsets.first().copied(), detail);
     }
     out
 }

@@ -4,23 +4,21 @@
 //! reuses offsets after an unclean failover shows this.
 
 use super::index::Index;
-use super::{conflicts, examples, note, Anomaly, SeenWith};
+use super::{conflicts, examples, Anomaly};
 
 pub const KEY: &str = "inconsistent-offsets";
 
 pub fn check(ix: &Index<'_>) -> Vec<Anomaly> {
-    let mut values_at_offset = SeenWith::new();
+    let mut values_at_offset = ix.per_part();
     for s in ix.ok_sends() {
         if let Some(offset) = s.offset {
-            note(&mut values_at_offset, s.partition, offset, s.value);
+            values_at_offset[s.part as usize].push((offset, s.value));
         }
     }
     for p in ix.ok_polls() {
-        for &(offset, value) in &p.reads {
-            note(&mut values_at_offset, p.partition, offset, value);
-        }
+        values_at_offset[p.part as usize].extend_from_slice(&p.reads);
     }
-    conflicts(values_at_offset)
+    conflicts(ix, values_at_offset)
         .into_iter()
         .map(|(partition, offset, values)| Anomaly {
             key: KEY,

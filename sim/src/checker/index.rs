@@ -16,10 +16,18 @@
 //! - Where each value is: its first known offset (acknowledged, else read).
 //! - Who wrote each value: the op whose send carried it, preferring one
 //!   that did not fail.
+//!
+//! Partitions are interned: every partition a send or poll names gets a
+//! small number ([`Part`]), its place in the sorted [`Index::names`], so
+//! per-partition data lives in vectors and per-value maps hash two
+//! integers instead of comparing names (which dominated million-op
+//! checks). Numbers sort as names do, so outputs keep name order.
 
-use crate::history::{History, OpType, PollView, SendView};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use crate::history::{History, MicroView, OpType, PollView, SendView};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Deref;
+use std::sync::OnceLock;
 
 /// A hash map with a fixed, fast hasher ([`FxHasher`]): used for lookups
 /// only, with no per-process random seed, so nothing about it can differ
@@ -75,103 +83,203 @@ impl Hasher for FxHasher {
     }
 }
 
-/// (partition, value): values are unique per partition.
-pub type PV<'a> = (&'a str, i64);
+/// A partition as the index numbers it: its place in [`Index::names`].
+pub type Part = u32;
+
+/// A send micro-operation and its partition's number (it derefs to the
+/// [`SendView`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent<'a> {
+    pub view: SendView<'a>,
+    pub part: Part,
+}
+
+impl<'a> Deref for Sent<'a> {
+    type Target = SendView<'a>;
+    fn deref(&self) -> &SendView<'a> {
+        &self.view
+    }
+}
+
+/// A poll micro-operation and its partition's number (it derefs to the
+/// [`PollView`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Polled<'a> {
+    pub view: PollView<'a>,
+    pub part: Part,
+}
+
+impl<'a> Deref for Polled<'a> {
+    type Target = PollView<'a>;
+    fn deref(&self) -> &PollView<'a> {
+        &self.view
+    }
+}
+
+/// What the index knows of one value of one partition.
+#[derive(Debug, Clone, Copy, Default)]
+struct Known {
+    /// The first offset it was acknowledged at, else read at.
+    offset: Option<i64>,
+    /// The op (index in the history) that sent it.
+    writer: Option<usize>,
+}
 
 #[derive(Debug, Default)]
 pub struct Index<'a> {
     /// Every send micro-operation, in history order.
-    pub sends: Vec<SendView<'a>>,
+    pub sends: Vec<Sent<'a>>,
     /// Every poll micro-operation of every op (whatever its type), in
     /// history order.
-    pub polls: Vec<PollView<'a>>,
+    pub polls: Vec<Polled<'a>>,
     /// Per op, where its sends start in `sends` (one more entry at the end).
     send_at: Vec<usize>,
     /// Per op, where its polls start in `polls` (one more entry at the end).
     poll_at: Vec<usize>,
-    /// Per partition, the version order: (offset, value) by offset.
-    pub orders: BTreeMap<&'a str, Vec<(i64, i64)>>,
-    /// The first offset each value was acknowledged at, else read at.
-    pub offset_of: DetMap<PV<'a>, i64>,
-    /// The op (index in the history) that sent each value.
-    pub writer: DetMap<PV<'a>, usize>,
-    /// Every partition any send or poll names.
-    pub partitions: BTreeSet<&'a str>,
+    /// Every partition any send or poll names, sorted; a [`Part`] is a
+    /// place in it.
+    pub names: Vec<&'a str>,
+    /// Name → number.
+    parts: DetMap<&'a str, Part>,
+    /// Per partition (by [`Part`]), the version order: (offset, value) by
+    /// offset (empty when nothing claims an offset there).
+    pub orders: Vec<Vec<(i64, i64)>>,
+    /// Offset and writer of each (partition, value).
+    known: DetMap<(Part, i64), Known>,
+    /// [`super::values_read`], once computed.
+    pub(crate) values_read: OnceLock<Vec<Vec<i64>>>,
+    /// [`super::acknowledged`], once computed.
+    pub(crate) acknowledged: OnceLock<Vec<Vec<super::Acked>>>,
 }
 
 impl<'a> Index<'a> {
     pub fn build(h: &'a History) -> Index<'a> {
         let mut ix = Index::default();
+        // Decode every op once, numbering partitions as first seen.
         for (i, op) in h.ops.iter().enumerate() {
             ix.send_at.push(ix.sends.len());
             ix.poll_at.push(ix.polls.len());
-            ix.sends.extend(op.send_views(i));
-            ix.polls.extend(op.all_poll_views());
+            for m in op.micro_views(i) {
+                match m {
+                    MicroView::Send(view) => {
+                        let part = ix.intern(view.partition);
+                        ix.sends.push(Sent { view, part });
+                    }
+                    MicroView::Poll(view) => {
+                        let part = ix.intern(view.partition);
+                        ix.polls.push(Polled { view, part });
+                    }
+                }
+            }
         }
         ix.send_at.push(ix.sends.len());
         ix.poll_at.push(ix.polls.len());
-        let mut named: DetMap<&str, ()> = DetMap::default();
-        named.extend(ix.sends.iter().map(|s| (s.partition, ())).chain(ix.polls.iter().map(|p| (p.partition, ()))));
-        ix.partitions = named.into_keys().collect();
-        let mut claims: BTreeMap<&str, Vec<(i64, usize, i64)>> = BTreeMap::new();
+        // Renumber in name order.
+        let mut by_name: Vec<Part> = (0..ix.names.len() as Part).collect();
+        by_name.sort_unstable_by_key(|&p| ix.names[p as usize]);
+        let mut rank = vec![0 as Part; by_name.len()];
+        for (r, &p) in by_name.iter().enumerate() {
+            rank[p as usize] = r as Part;
+        }
+        ix.names = by_name.iter().map(|&p| ix.names[p as usize]).collect();
+        for p in ix.parts.values_mut() {
+            *p = rank[*p as usize];
+        }
+        ix.sends.iter_mut().for_each(|s| s.part = rank[s.part as usize]);
+        ix.polls.iter_mut().for_each(|p| p.part = rank[p.part as usize]);
+        // Writers, offsets and every claim to an offset: (offset, claim
+        // number, value); acknowledgements first, then reads.
+        let mut claims: Vec<Vec<(i64, usize, i64)>> = vec![Vec::new(); ix.names.len()];
         let mut seq = 0usize;
+        ix.known.reserve(ix.sends.len());
         for s in &ix.sends {
-            let slot = ix.writer.entry((s.partition, s.value)).or_insert(s.op_index);
-            if h.ops[*slot].op_type == OpType::Fail && s.op_type != OpType::Fail {
-                *slot = s.op_index;
+            let k = ix.known.entry((s.part, s.value)).or_default();
+            match k.writer {
+                Some(w) if h.ops[w].op_type == OpType::Fail && s.op_type != OpType::Fail => k.writer = Some(s.op_index),
+                Some(_) => {}
+                None => k.writer = Some(s.op_index),
             }
             if let (Some(o), true) = (s.offset, s.op_type != OpType::Fail) {
-                claims.entry(s.partition).or_default().push((o, seq, s.value));
+                claims[s.part as usize].push((o, seq, s.value));
                 seq += 1;
-                ix.offset_of.entry((s.partition, s.value)).or_insert(o);
+                k.offset.get_or_insert(o);
             }
         }
         for p in &ix.polls {
-            let c = claims.entry(p.partition).or_default();
+            let c = &mut claims[p.part as usize];
             for &(o, v) in &p.reads {
                 c.push((o, seq, v));
                 seq += 1;
-                ix.offset_of.entry((p.partition, v)).or_insert(o);
+                ix.known.entry((p.part, v)).or_default().offset.get_or_insert(o);
             }
         }
-        for (p, mut c) in claims {
-            c.sort_unstable();
-            c.dedup_by_key(|x| x.0);
-            let mut placed: DetMap<i64, ()> = DetMap::default();
-            c.retain(|&(_, _, v)| placed.insert(v, ()).is_none());
-            ix.orders.insert(p, c.into_iter().map(|(o, _, v)| (o, v)).collect());
-        }
+        ix.orders = claims
+            .into_iter()
+            .map(|mut c| {
+                c.sort_unstable();
+                c.dedup_by_key(|x| x.0);
+                let mut placed: DetMap<i64, ()> = DetMap::default();
+                c.retain(|&(_, _, v)| placed.insert(v, ()).is_none());
+                c.into_iter().map(|(o, _, v)| (o, v)).collect()
+            })
+            .collect();
         ix
     }
 
+    /// The number of `name`, numbering it if new (numbers in first-seen
+    /// order until [`Index::build`] renumbers them).
+    fn intern(&mut self, name: &'a str) -> Part {
+        let next = self.names.len() as Part;
+        let p = *self.parts.entry(name).or_insert(next);
+        if p == next {
+            self.names.push(name);
+        }
+        p
+    }
+
+    /// The number of partition `name`, if any send or poll names it.
+    pub fn part(&self, name: &str) -> Option<Part> {
+        self.parts.get(name).copied()
+    }
+
+    /// The name of partition `p`.
+    pub fn name(&self, p: Part) -> &'a str {
+        self.names[p as usize]
+    }
+
     /// The sends of op `i`.
-    pub fn op_sends(&self, i: usize) -> &[SendView<'a>] {
+    pub fn op_sends(&self, i: usize) -> &[Sent<'a>] {
         &self.sends[self.send_at[i]..self.send_at[i + 1]]
     }
 
     /// The polls of op `i` (whatever its type).
-    pub fn op_polls(&self, i: usize) -> &[PollView<'a>] {
+    pub fn op_polls(&self, i: usize) -> &[Polled<'a>] {
         &self.polls[self.poll_at[i]..self.poll_at[i + 1]]
     }
 
     /// What ok ops read (what is known to have been read).
-    pub fn ok_polls(&self) -> impl Iterator<Item = &PollView<'a>> {
+    pub fn ok_polls(&self) -> impl Iterator<Item = &Polled<'a>> {
         self.polls.iter().filter(|p| p.op_type == OpType::Ok)
     }
 
     /// Sends of ok ops (acknowledged).
-    pub fn ok_sends(&self) -> impl Iterator<Item = &SendView<'a>> {
+    pub fn ok_sends(&self) -> impl Iterator<Item = &Sent<'a>> {
         self.sends.iter().filter(|s| s.op_type == OpType::Ok)
     }
 
-    /// The offset of `value` in `partition`, if any send or read knows it.
-    pub fn offset(&self, partition: &'a str, value: i64) -> Option<i64> {
-        self.offset_of.get(&(partition, value)).copied()
+    /// The offset of `value` in partition `p`, if any send or read knows it.
+    pub fn offset(&self, p: Part, value: i64) -> Option<i64> {
+        self.known.get(&(p, value)).and_then(|k| k.offset)
     }
 
-    /// The op that sent `value` to `partition`, if the history holds it.
-    pub fn writer(&self, partition: &'a str, value: i64) -> Option<usize> {
-        self.writer.get(&(partition, value)).copied()
+    /// The op that sent `value` to partition `p`, if the history holds it.
+    pub fn writer(&self, p: Part, value: i64) -> Option<usize> {
+        self.known.get(&(p, value)).and_then(|k| k.writer)
+    }
+
+    /// One empty vector per partition (per-partition working data).
+    pub fn per_part<T>(&self) -> Vec<Vec<T>> {
+        (0..self.names.len()).map(|_| Vec::new()).collect()
     }
 }
 
@@ -201,13 +309,32 @@ mod tests {
             Op::send_fail(1, 0, P, 7),
         ]);
         let ix = Index::build(&h);
+        let p = ix.part(P).unwrap();
         // Value 1 again at offset 3 (a duplicate) keeps only offset 0.
-        assert_eq!(ix.orders[P], vec![(0, 1), (1, 2), (2, 3), (4, 5)]);
-        assert_eq!(ix.offset(P, 2), Some(1));
-        assert_eq!(ix.writer(P, 3), Some(1));
-        assert_eq!(ix.writer(P, 7), Some(3));
-        assert_eq!(ix.offset(P, 7), None);
-        assert_eq!(ix.partitions.iter().copied().collect::<Vec<_>>(), vec![P]);
+        assert_eq!(ix.orders[p as usize], vec![(0, 1), (1, 2), (2, 3), (4, 5)]);
+        assert_eq!(ix.offset(p, 2), Some(1));
+        assert_eq!(ix.writer(p, 3), Some(1));
+        assert_eq!(ix.writer(p, 7), Some(3));
+        assert_eq!(ix.offset(p, 7), None);
+        assert_eq!(ix.names, vec![P]);
+    }
+
+    #[test]
+    fn partitions_are_numbered_in_name_order_whatever_order_they_appear_in() {
+        let h = history(vec![
+            Op::send_ok(1, 0, "b/0", 1, Some(0)),
+            Op::poll_ok(2, 0, vec![("a/1".into(), vec![(0, 5)]), ("b/0".into(), vec![(0, 1)])]),
+            Op::send_ok(1, 0, "a/0", 2, Some(0)),
+        ]);
+        let ix = Index::build(&h);
+        assert_eq!(ix.names, vec!["a/0", "a/1", "b/0"]);
+        assert_eq!((ix.part("a/0"), ix.part("a/1"), ix.part("b/0"), ix.part("c/0")), (Some(0), Some(1), Some(2), None));
+        let sent: Vec<(Part, &str)> = ix.sends.iter().map(|s| (s.part, s.partition)).collect();
+        assert_eq!(sent, vec![(2, "b/0"), (0, "a/0")]);
+        let polled: Vec<(Part, &str)> = ix.polls.iter().map(|p| (p.part, p.partition)).collect();
+        assert_eq!(polled, vec![(1, "a/1"), (2, "b/0")]);
+        assert_eq!(ix.orders, vec![vec![(0, 2)], vec![(0, 5)], vec![(0, 1)]]);
+        assert_eq!((ix.writer(2, 1), ix.writer(0, 2), ix.writer(1, 5)), (Some(0), Some(2), None));
     }
 
     #[test]

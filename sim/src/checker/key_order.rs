@@ -8,10 +8,9 @@
 //! times; sends without them are not judged. Offsets come from the
 //! acknowledgement, else from where a reader found the value.
 
-use super::index::{describe, Index};
+use super::index::{describe, DetMap, Index, Part};
 use super::Anomaly;
 use crate::history::{History, OpType};
-use std::collections::BTreeMap;
 
 pub const KEY: &str = "key-order";
 
@@ -19,7 +18,7 @@ pub const KEY: &str = "key-order";
 type Timed = (u64, u64, i64, i64, usize);
 
 pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
-    let mut by_key: BTreeMap<(&str, &str), Vec<Timed>> = BTreeMap::new();
+    let mut by_key: DetMap<(Part, &str), Vec<Timed>> = DetMap::default();
     for s in &ix.sends {
         let (Some(key), Some(invoked)) = (s.key, s.invoke_t_ms) else {
             continue;
@@ -27,12 +26,15 @@ pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
         if s.op_type == OpType::Fail {
             continue;
         }
-        if let Some(o) = s.offset.or_else(|| ix.offset(s.partition, s.value)) {
-            by_key.entry((s.partition, key)).or_default().push((invoked, s.t_ms, o, s.value, s.op_index));
+        if let Some(o) = s.offset.or_else(|| ix.offset(s.part, s.value)) {
+            by_key.entry((s.part, key)).or_default().push((invoked, s.t_ms, o, s.value, s.op_index));
         }
     }
+    let mut by_key: Vec<((Part, &str), Vec<Timed>)> = by_key.into_iter().collect();
+    by_key.sort_unstable_by_key(|(k, _)| *k);
     let mut out = Vec::new();
-    for ((partition, key), mut sends) in by_key {
+    for ((part, key), mut sends) in by_key {
+        let partition = ix.name(part);
         // Sweep the sends in invocation order, folding in every send
         // completed strictly before the current one was invoked; the
         // highest offset among them must stay below the current offset.

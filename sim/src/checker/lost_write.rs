@@ -13,10 +13,8 @@
 //! after reading below it. Only sends acknowledged with an offset are
 //! judged: with acks=0 there is no position (`unseen` still reports them).
 
-use super::index::Index;
+use super::index::{DetMap, Index, Part, Polled};
 use super::{acknowledged, values_read, Anomaly};
-
-use std::collections::BTreeMap;
 
 pub const KEY: &str = "lost-write";
 
@@ -29,40 +27,50 @@ struct Pass<'a> {
     reads: &'a [(i64, i64)],
 }
 
-/// Per partition, every stretch each poll covered (its own range, extended
-/// back over the gap from the same process's previous poll of it).
-fn passes<'a>(polls: impl Iterator<Item = &'a crate::history::PollView<'a>>) -> BTreeMap<&'a str, Vec<Pass<'a>>> {
-    let mut last_max: BTreeMap<(u64, &str), i64> = BTreeMap::new();
-    let mut out: BTreeMap<&str, Vec<Pass<'a>>> = BTreeMap::new();
+/// Per partition (by [`Part`]), every stretch each poll covered (its own
+/// range, extended back over the gap from the same process's previous
+/// poll of it).
+fn passes<'a>(ix: &Index<'_>, polls: impl Iterator<Item = &'a Polled<'a>>) -> Vec<Vec<Pass<'a>>> {
+    let mut last_max: DetMap<(u64, Part), i64> = DetMap::default();
+    let mut out = ix.per_part();
     for p in polls {
         let (Some(lo), Some(hi)) = (p.reads.iter().map(|r| r.0).min(), p.reads.iter().map(|r| r.0).max()) else {
             continue;
         };
-        let prev = last_max.insert((p.process, p.partition), hi);
+        let prev = last_max.insert((p.process, p.part), hi);
         let from = match prev {
             Some(m) if m < lo => m + 1,
             _ => lo,
         };
-        out.entry(p.partition).or_default().push(Pass { t_ms: p.t_ms, from, to: hi, reads: &p.reads });
+        out[p.part as usize].push(Pass { t_ms: p.t_ms, from, to: hi, reads: &p.reads });
     }
     out
 }
 
-/// For every value in `candidates` (offset → [(value, acknowledged at)]),
-/// the first pass (index into `passes`) completed at or after its
+/// For every value in `candidates` ((offset, value, acknowledged at),
+/// sorted), the first pass (index into `passes`) completed at or after its
 /// acknowledgement that covered its offset without reading it. Each pass
 /// only visits the candidates inside its own range, so the cost is the
 /// reads plus the candidates they cover, not values × passes.
-fn first_missing_pass(passes: &[Pass<'_>], candidates: &BTreeMap<i64, Vec<(i64, u64)>>) -> BTreeMap<i64, usize> {
-    let mut found: BTreeMap<i64, usize> = BTreeMap::new();
+fn first_missing_pass(passes: &[Pass<'_>], candidates: &[(i64, i64, u64)]) -> DetMap<i64, usize> {
+    let mut found: DetMap<i64, usize> = DetMap::default();
+    let mut in_pass: Vec<i64> = Vec::new();
     for (i, x) in passes.iter().enumerate() {
-        let mut in_pass: Vec<i64> = x.reads.iter().map(|r| r.1).collect();
-        in_pass.sort_unstable();
-        for (_, values) in candidates.range(x.from..=x.to) {
-            for &(value, acked_ms) in values {
-                if x.t_ms >= acked_ms && in_pass.binary_search(&value).is_err() {
-                    found.entry(value).or_insert(i);
-                }
+        let start = candidates.partition_point(|c| c.0 < x.from);
+        let covered = candidates[start..].iter().take_while(|c| c.0 <= x.to);
+        let mut sorted = false;
+        for &(_, value, acked_ms) in covered {
+            if x.t_ms < acked_ms || found.contains_key(&value) {
+                continue;
+            }
+            if !sorted {
+                in_pass.clear();
+                in_pass.extend(x.reads.iter().map(|r| r.1));
+                in_pass.sort_unstable();
+                sorted = true;
+            }
+            if in_pass.binary_search(&value).is_err() {
+                found.insert(value, i);
             }
         }
     }
@@ -71,37 +79,33 @@ fn first_missing_pass(passes: &[Pass<'_>], candidates: &BTreeMap<i64, Vec<(i64, 
 
 pub fn check(ix: &Index<'_>) -> Vec<Anomaly> {
     let read = values_read(ix);
-    let passes = passes(ix.ok_polls());
-    let max_read: BTreeMap<&str, i64> =
-        passes.iter().filter_map(|(p, ps)| Some((*p, ps.iter().map(|x| x.to).max()?))).collect();
-    let ack_time: BTreeMap<(&str, i64), u64> = ix.ok_sends().map(|s| ((s.partition, s.value), s.t_ms)).collect();
+    let passes = passes(ix, ix.ok_polls());
     let mut out = Vec::new();
-    for (partition, acked) in acknowledged(ix) {
-        let Some(&max) = max_read.get(partition) else {
+    for (part, acked) in acknowledged(ix).iter().enumerate() {
+        let ps = &passes[part];
+        let Some(max) = ps.iter().map(|x| x.to).max() else {
             continue;
         };
-        let seen = read.get(partition);
-        let never_read = |value: &i64| !seen.is_some_and(|s| s.contains(value));
-        let acked_ms = |value: i64| ack_time.get(&(partition, value)).copied().unwrap_or(0);
-        let mut candidates: BTreeMap<i64, Vec<(i64, u64)>> = BTreeMap::new();
-        for (&value, offset) in &acked {
-            if let Some(o) = offset.filter(|&o| !(never_read(&value) && o < max)) {
-                candidates.entry(o).or_default().push((value, acked_ms(value)));
-            }
-        }
-        let ps = passes.get(partition).map(Vec::as_slice).unwrap_or_default();
+        let partition = ix.name(part as Part);
+        let never_read = |value: i64| read[part].binary_search(&value).is_err();
+        let mut candidates: Vec<(i64, i64, u64)> = acked
+            .iter()
+            .filter_map(|a| Some((a.offset?, a.value, a.t_ms)))
+            .filter(|&(o, value, _)| !(never_read(value) && o < max))
+            .collect();
+        candidates.sort_unstable();
         let gone = first_missing_pass(ps, &candidates);
-        for (value, offset) in acked {
-            let Some(offset) = offset else { continue };
-            let detail = if never_read(&value) && offset < max {
+        for a in acked {
+            let (value, acked_ms) = (a.value, a.t_ms);
+            let Some(offset) = a.offset else { continue };
+            let detail = if never_read(value) && offset < max {
                 format!("value {value} acknowledged at offset {offset} was never read, though polls read up to offset {max}")
             } else {
                 let Some(&i) = gone.get(&value) else { continue };
                 let x = &ps[i];
                 let there = x.reads.iter().find(|r| r.0 == offset).map(|r| format!("value {}", r.1));
                 format!(
-                    "value {value} acknowledged at offset {offset} (at {} ms) was gone when a poll at {} ms read offsets {}..={}: {} there",
-                    acked_ms(value),
+                    "value {value} acknowledged at offset {offset} (at {acked_ms} ms) was gone when a poll at {} ms read offsets {}..={}: {} there",
                     x.t_ms,
                     x.from,
                     x.to,

@@ -57,13 +57,15 @@ pub mod poll_order;
 pub mod precommitted_read;
 pub mod replica_divergence;
 pub mod replica_model;
+#[cfg(test)]
+mod same_results;
 pub mod txn_cycles;
 pub mod unseen;
 
 use crate::history::History;
 use crate::observations::Observed;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Every anomaly key of DESIGN.md's catalogue (scenarios may name any).
 pub const CATALOGUE: &[&str] = &[
@@ -202,7 +204,7 @@ pub const HISTORY_CHECKERS: &[(&str, HistoryChecker)] = &[
     ("nonmonotonic_send", nonmonotonic_send::check),
     ("key_order", key_order::check),
     ("aborted_read", aborted_read::check),
-    ("precommitted_read", |h, _| precommitted_read::check(h)),
+    ("precommitted_read", precommitted_read::check),
     ("txn_cycles", txn_cycles::check),
     ("eos", eos::check),
     ("ownership", |h, _| ownership::check(h)),
@@ -211,47 +213,76 @@ pub const HISTORY_CHECKERS: &[(&str, HistoryChecker)] = &[
     ("hanging_txn", |h, _| hanging_txn::check(h)),
 ];
 
-/// Per partition, every value any ok poll read.
-pub(crate) fn values_read<'a>(ix: &index::Index<'a>) -> BTreeMap<&'a str, BTreeSet<i64>> {
-    let mut read: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-    for p in ix.ok_polls() {
-        read.entry(p.partition).or_default().extend(p.reads.iter().map(|&(_, v)| v));
-    }
-    read.into_iter().map(|(p, vs)| (p, vs.into_iter().collect())).collect()
+/// Per partition (by [`index::Part`]), every value any ok poll read,
+/// sorted and distinct (computed once per index: `lost-write` and
+/// `unseen` share it).
+pub(crate) fn values_read<'b>(ix: &'b index::Index<'_>) -> &'b [Vec<i64>] {
+    ix.values_read.get_or_init(|| read_values(ix))
 }
 
-/// Per partition, the acknowledged (ok) sends: value → offset if known.
-/// A value acknowledged twice keeps its first known offset.
-pub(crate) fn acknowledged<'a>(ix: &index::Index<'a>) -> BTreeMap<&'a str, BTreeMap<i64, Option<i64>>> {
-    let mut acked: BTreeMap<&str, BTreeMap<i64, Option<i64>>> = BTreeMap::new();
+fn read_values(ix: &index::Index<'_>) -> Vec<Vec<i64>> {
+    let mut read = ix.per_part::<i64>();
+    for p in ix.ok_polls() {
+        read[p.part as usize].extend(p.reads.iter().map(|&(_, v)| v));
+    }
+    for values in &mut read {
+        values.sort_unstable();
+        values.dedup();
+    }
+    read
+}
+
+/// One acknowledged (ok) send's value, as [`acknowledged`] sums it up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Acked {
+    pub value: i64,
+    /// Its first known offset (a value acknowledged twice keeps it).
+    pub offset: Option<i64>,
+    /// When its last acknowledgement completed.
+    pub t_ms: u64,
+}
+
+/// Per partition (by [`index::Part`]), the acknowledged values in value
+/// order (computed once per index, as [`values_read`]).
+pub(crate) fn acknowledged<'b>(ix: &'b index::Index<'_>) -> &'b [Vec<Acked>] {
+    ix.acknowledged.get_or_init(|| acknowledged_values(ix))
+}
+
+fn acknowledged_values(ix: &index::Index<'_>) -> Vec<Vec<Acked>> {
+    let mut acked = ix.per_part::<Acked>();
     for s in ix.ok_sends() {
-        let slot = acked.entry(s.partition).or_default().entry(s.value).or_insert(s.offset);
-        if slot.is_none() {
-            *slot = s.offset;
-        }
+        acked[s.part as usize].push(Acked { value: s.value, offset: s.offset, t_ms: s.t_ms });
+    }
+    for values in &mut acked {
+        // Stable: a value's acknowledgements stay in history order.
+        values.sort_by_key(|a| a.value);
+        values.dedup_by(|later, first| {
+            if later.value != first.value {
+                return false;
+            }
+            first.offset = first.offset.or(later.offset);
+            first.t_ms = later.t_ms;
+            true
+        });
     }
     acked
 }
 
-/// Per partition, (key, seen) pairs: a key (an offset or a value) and
-/// something seen with it. Sorted only at the end ([`conflicts`]), which
-/// is far cheaper than a set per key on million-op histories.
-pub(crate) type SeenWith<'a> = BTreeMap<&'a str, Vec<(i64, i64)>>;
-
-/// Records that `seen` was observed with `key` in `partition`.
-pub(crate) fn note<'a>(map: &mut SeenWith<'a>, partition: &'a str, key: i64, seen: i64) {
-    map.entry(partition).or_default().push((key, seen));
-}
+/// Per partition (by [`index::Part`]), (key, seen) pairs: a key (an
+/// offset or a value) and something seen with it. Sorted only at the end
+/// ([`conflicts`]), which is far cheaper than a set per key on
+/// million-op histories.
+pub(crate) type SeenWith = Vec<Vec<(i64, i64)>>;
 
 /// Every (partition, key, distinct things seen, ascending) where a key was
 /// seen with more than one thing, in partition then key order.
-pub(crate) fn conflicts(map: SeenWith<'_>) -> Vec<(&str, i64, Vec<i64>)> {
+pub(crate) fn conflicts<'a>(ix: &index::Index<'a>, map: SeenWith) -> Vec<(&'a str, i64, Vec<i64>)> {
     let mut out = Vec::new();
-    for (partition, mut pairs) in map {
+    for (part, mut pairs) in map.into_iter().enumerate() {
         pairs.sort_unstable();
         pairs.dedup();
         for group in pairs.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
-            out.push((partition, group[0].0, group.iter().map(|x| x.1).collect()));
+            out.push((ix.name(part as index::Part), group[0].0, group.iter().map(|x| x.1).collect()));
         }
     }
     out

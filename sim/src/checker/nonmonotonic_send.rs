@@ -14,15 +14,14 @@
 //! acknowledgement, else from where a reader found the value; sends that
 //! definitely failed are not judged.
 
-use super::index::{describe, Index};
+use super::index::{describe, DetMap, Index, Part};
 use super::Anomaly;
 use crate::history::{History, OpType};
-use std::collections::BTreeMap;
 
 pub const KEY: &str = "nonmonotonic-send";
 pub const INT_KEY: &str = "int-nonmonotonic-send";
 
-/// One op's sends to one partition, in micro-op order: (value, offset).
+/// One op's sends to one partition (in micro-op order, the first and the last).
 struct OpSends {
     op_index: usize,
     /// Invocation time if recorded, else completion time.
@@ -30,25 +29,33 @@ struct OpSends {
     /// Whether `order_ms` is an invocation time (then equal times are
     /// concurrent invocations).
     invoked: bool,
-    sends: Vec<(i64, i64)>,
+    /// The first send's (value, offset).
+    first: (i64, i64),
+    /// The last send's offset.
+    last: i64,
 }
 
 pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
-    let mut per_process: BTreeMap<(u64, &str), Vec<OpSends>> = BTreeMap::new();
+    let mut per_process: DetMap<(u64, Part), Vec<OpSends>> = DetMap::default();
     let mut out = Vec::new();
+    // This op's sends with a known offset: (partition, value, offset).
+    let mut landed: Vec<(Part, i64, i64)> = Vec::new();
     for (i, op) in h.ops.iter().enumerate() {
         if op.op_type == OpType::Fail {
             continue;
         }
-        let mut by_partition: BTreeMap<&str, Vec<(i64, i64)>> = BTreeMap::new();
+        landed.clear();
         for s in ix.op_sends(i) {
-            if let Some(o) = s.offset.or_else(|| ix.offset(s.partition, s.value)) {
-                by_partition.entry(s.partition).or_default().push((s.value, o));
+            if let Some(o) = s.offset.or_else(|| ix.offset(s.part, s.value)) {
+                landed.push((s.part, s.value, o));
             }
         }
-        for (partition, sends) in by_partition {
-            for w in sends.windows(2) {
-                let ((v1, o1), (v2, o2)) = (w[0], w[1]);
+        // Stable: each partition's sends stay in micro-op order.
+        landed.sort_by_key(|l| l.0);
+        for group in landed.chunk_by(|a, b| a.0 == b.0) {
+            let (part, partition) = (group[0].0, ix.name(group[0].0));
+            for w in group.windows(2) {
+                let ((_, v1, o1), (_, v2, o2)) = (w[0], w[1]);
                 if o2 <= o1 {
                     let detail = format!(
                         "{} sent value {v1} then {v2}, but they landed at offsets {o1} and {o2}",
@@ -64,18 +71,23 @@ pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
                 }
             }
             let order_ms = op.invoke_t_ms.unwrap_or(op.t_ms);
-            let e = OpSends { op_index: i, order_ms, invoked: op.invoke_t_ms.is_some(), sends };
-            per_process.entry((op.process, partition)).or_default().push(e);
+            let (first, last) = (group[0], group[group.len() - 1]);
+            let e =
+                OpSends { op_index: i, order_ms, invoked: op.invoke_t_ms.is_some(), first: (first.1, first.2), last: last.2 };
+            per_process.entry((op.process, part)).or_default().push(e);
         }
     }
-    for ((_, partition), mut ops) in per_process {
+    let mut per_process: Vec<((u64, Part), Vec<OpSends>)> = per_process.into_iter().collect();
+    per_process.sort_unstable_by_key(|(k, _)| *k);
+    for ((_, part), mut ops) in per_process {
+        let partition = ix.name(part);
         ops.sort_by_key(|e| (e.order_ms, e.op_index));
         // The previous group of concurrent invocations: (its time, the
         // highest last offset among its ops, that op), and the current one.
         let mut prev: Option<(u64, i64, usize)> = None;
         let mut cur: Option<(u64, i64, usize)> = None;
         for e in &ops {
-            let last = e.sends.last().expect("non-empty").1;
+            let last = e.last;
             let same_group = e.invoked && cur.is_some_and(|c| c.0 == e.order_ms);
             if !same_group {
                 prev = cur;
@@ -83,7 +95,7 @@ pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
             } else if let Some(c) = cur.as_mut().filter(|c| last > c.1) {
                 *c = (c.0, last, e.op_index);
             }
-            let (v, first) = e.sends[0];
+            let (v, first) = e.first;
             if let Some((_, prev_last, prev_op)) = prev.filter(|p| first <= p.1) {
                 let detail = format!(
                     "{} sent value {v} after {} sent up to offset {prev_last}, yet it landed at offset {first}",

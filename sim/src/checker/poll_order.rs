@@ -12,10 +12,9 @@
 //! Offsets nobody ever read (compacted away, control batches, aborted
 //! transactions) are not skips: only offsets known to hold a value count.
 
-use super::index::Index;
+use super::index::{DetMap, Index, Part};
 use super::Anomaly;
 use crate::history::{History, OpType};
-use std::collections::BTreeMap;
 
 pub const NONMONOTONIC: &str = "nonmonotonic-poll";
 pub const SKIP: &str = "poll-skip";
@@ -28,21 +27,24 @@ fn judge(known: &[i64], from: i64, to: i64) -> Option<(bool, String)> {
     if to <= from {
         return Some((false, format!("offset {to} read after offset {from}")));
     }
+    if to == from + 1 {
+        return None; // nothing in between (the common case: no search)
+    }
     let at = known.partition_point(|&o| o <= from);
     let skipped: Vec<i64> = known[at..].iter().copied().take_while(|&o| o < to).take(4).collect();
     (!skipped.is_empty()).then(|| (true, format!("jumped from offset {from} to {to}, skipping {skipped:?}")))
 }
 
 pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
-    let mut known: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    let mut known: Vec<Vec<i64>> = ix.per_part();
     for p in ix.ok_polls() {
-        known.entry(p.partition).or_default().extend(p.reads.iter().map(|r| r.0));
+        known[p.part as usize].extend(p.reads.iter().map(|r| r.0));
     }
-    for offsets in known.values_mut() {
+    for offsets in &mut known {
         offsets.sort_unstable();
         offsets.dedup();
     }
-    let mut last: BTreeMap<(u64, &str), i64> = BTreeMap::new();
+    let mut last: DetMap<(u64, Part), i64> = DetMap::default();
     let mut out = Vec::new();
     let mut push = |key: &'static str, partition: &str, offset: i64, detail: String| {
         out.push(Anomaly { key, partition: partition.to_string(), value: None, offset: Some(offset), detail });
@@ -53,13 +55,11 @@ pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
             continue;
         }
         for view in ix.op_polls(i).iter().filter(|p| p.op_type == OpType::Ok) {
-            let Some(k) = known.get(view.partition) else {
-                continue;
-            };
+            let k = &known[view.part as usize];
             let Some(&(first, _)) = view.reads.first() else {
                 continue;
             };
-            if let Some(&prev) = last.get(&(view.process, view.partition)) {
+            if let Some(&prev) = last.get(&(view.process, view.part)) {
                 if let Some((skip, detail)) = judge(k, prev, first) {
                     push(
                         if skip { SKIP } else { NONMONOTONIC },
@@ -76,7 +76,7 @@ pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
                 }
             }
             let end = view.reads.last().expect("non-empty").0;
-            last.insert((view.process, view.partition), end);
+            last.insert((view.process, view.part), end);
         }
     }
     out

@@ -5,22 +5,22 @@
 //! "precommitted reads"). Judged on every txn op whatever its outcome: the
 //! poll happened before the outcome was known.
 
-use super::index::describe;
+use super::index::{describe, Index, Part};
 use super::Anomaly;
 use crate::history::History;
 use std::collections::BTreeSet;
 
 pub const KEY: &str = "precommitted-read";
 
-pub fn check(h: &History) -> Vec<Anomaly> {
+pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
     let mut out = Vec::new();
-    for (i, op) in h.ops.iter().enumerate().filter(|(_, op)| op.f == "txn") {
-        let sent: BTreeSet<(&str, i64)> = op.send_views(i).map(|s| (s.partition, s.value)).collect();
+    for (i, _) in h.ops.iter().enumerate().filter(|(_, op)| op.f == "txn") {
+        let sent: BTreeSet<(Part, i64)> = ix.op_sends(i).iter().map(|s| (s.part, s.value)).collect();
         if sent.is_empty() {
             continue;
         }
-        for p in op.all_poll_views() {
-            for &(offset, value) in p.reads.iter().filter(|(_, v)| sent.contains(&(p.partition, *v))) {
+        for p in ix.op_polls(i) {
+            for &(offset, value) in p.reads.iter().filter(|(_, v)| sent.contains(&(p.part, *v))) {
                 let detail = format!("{} read value {value} at offset {offset}, which it sent itself", describe(h, i));
                 out.push(Anomaly::new(KEY, p.partition, Some(value), Some(offset), detail));
             }
@@ -38,7 +38,8 @@ mod tests {
     #[test]
     fn a_transaction_polling_its_own_uncommitted_send_is_a_precommitted_read() {
         let t = Op::txn(1, 0, OpType::Ok, &[MicroOp::send(P, 7, Some(3)), MicroOp::poll(P, &[(2, 6), (3, 7)])]);
-        let a = check(&history(vec![t]));
+        let h = history(vec![t]);
+        let a = check(&h, &ix(&h));
         assert_eq!(keys(&a), vec![(KEY, Some(7), Some(3))]);
     }
 
@@ -51,6 +52,7 @@ mod tests {
             &[MicroOp::send(P, 7, Some(3)), MicroOp::poll(P, &[(2, 6)]), MicroOp::poll("events/1", &[(0, 7)])],
         );
         // A later op reading the committed value is an ordinary read.
-        assert!(check(&history(vec![t, poll(&[(3, 7)])])).is_empty());
+        let h = history(vec![t, poll(&[(3, 7)])]);
+        assert!(check(&h, &ix(&h)).is_empty());
     }
 }

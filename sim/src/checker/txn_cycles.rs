@@ -17,7 +17,7 @@
 //! (writes are not isolated between producers), and G1c as expected when
 //! ww edges are inferred: scenarios decide with `[expect] allow`.
 
-use super::index::{describe, DetMap, Index};
+use super::index::{describe, DetMap, Index, Part};
 use super::Anomaly;
 use crate::history::History;
 use std::collections::VecDeque;
@@ -34,38 +34,44 @@ enum Dep {
 }
 
 /// An edge to node `to`, with its kind and the partition and value that
-/// made it (for details).
+/// made it (for details). Partition numbers sort as names do, so the
+/// edge kept among equal ones is the same as by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Edge<'a> {
+struct Edge {
     to: u32,
     dep: Dep,
-    partition: &'a str,
+    part: Part,
     value: i64,
 }
 
-struct Graph<'a> {
+struct Graph {
     /// Node → op index in the history.
     ops: Vec<usize>,
-    adj: Vec<Vec<Edge<'a>>>,
+    adj: Vec<Vec<Edge>>,
 }
 
-fn build<'a>(h: &'a History, ix: &Index<'a>) -> Graph<'a> {
-    let mut node_of: DetMap<usize, u32> = DetMap::default();
+/// [`Graph`]'s node of an op that sends nothing.
+const NO_NODE: u32 = u32::MAX;
+
+fn build(h: &History, ix: &Index<'_>) -> Graph {
+    let mut node_of: Vec<u32> = vec![NO_NODE; h.ops.len()];
     let mut ops = Vec::new();
-    for i in 0..h.ops.len() {
+    for (i, node) in node_of.iter_mut().enumerate() {
         if !ix.op_sends(i).is_empty() {
-            node_of.insert(i, ops.len() as u32);
+            *node = ops.len() as u32;
             ops.push(i);
         }
     }
-    let mut adj: Vec<Vec<Edge<'a>>> = vec![Vec::new(); ops.len()];
-    for (&partition, order) in &ix.orders {
+    let node = |part: Part, value: i64| ix.writer(part, value).map(|w| node_of[w]).filter(|&n| n != NO_NODE);
+    let mut adj: Vec<Vec<Edge>> = vec![Vec::new(); ops.len()];
+    for (part, order) in ix.orders.iter().enumerate() {
+        let part = part as Part;
         let mut prev: Option<u32> = None;
         for &(_, value) in order {
-            let w = ix.writer(partition, value).and_then(|w| node_of.get(&w).copied());
+            let w = node(part, value);
             if let (Some(a), Some(b)) = (prev, w) {
                 if a != b {
-                    adj[a as usize].push(Edge { to: b, dep: Dep::WW, partition, value });
+                    adj[a as usize].push(Edge { to: b, dep: Dep::WW, part, value });
                 }
             }
             prev = w;
@@ -74,11 +80,11 @@ fn build<'a>(h: &'a History, ix: &Index<'a>) -> Graph<'a> {
     for (n, &r) in ops.iter().enumerate() {
         for p in ix.op_polls(r) {
             for &(_, value) in &p.reads {
-                let Some(w) = ix.writer(p.partition, value).and_then(|w| node_of.get(&w).copied()) else {
+                let Some(w) = node(p.part, value) else {
                     continue;
                 };
                 if w as usize != n {
-                    adj[w as usize].push(Edge { to: n as u32, dep: Dep::WR, partition: p.partition, value });
+                    adj[w as usize].push(Edge { to: n as u32, dep: Dep::WR, part: p.part, value });
                 }
             }
         }
@@ -92,7 +98,7 @@ fn build<'a>(h: &'a History, ix: &Index<'a>) -> Graph<'a> {
 
 /// Tarjan's strongly connected components (iterative), over the edges
 /// `keep` accepts; components of two or more nodes, each sorted.
-fn components(adj: &[Vec<Edge<'_>>], keep: impl Fn(&Edge<'_>) -> bool) -> Vec<Vec<u32>> {
+fn components(adj: &[Vec<Edge>], keep: impl Fn(&Edge) -> bool) -> Vec<Vec<u32>> {
     const UNSEEN: u32 = u32::MAX;
     let n = adj.len();
     let mut index = vec![UNSEEN; n];
@@ -160,14 +166,8 @@ fn components(adj: &[Vec<Edge<'_>>], keep: impl Fn(&Edge<'_>) -> bool) -> Vec<Ve
 }
 
 /// A shortest path of kept edges from `from` to `to` inside `comp`.
-fn path<'a>(
-    adj: &[Vec<Edge<'a>>],
-    comp: &[u32],
-    from: u32,
-    to: u32,
-    keep: &impl Fn(&Edge<'_>) -> bool,
-) -> Vec<(u32, Edge<'a>)> {
-    let mut back: DetMap<u32, (u32, Edge<'a>)> = DetMap::default();
+fn path(adj: &[Vec<Edge>], comp: &[u32], from: u32, to: u32, keep: &impl Fn(&Edge) -> bool) -> Vec<(u32, Edge)> {
+    let mut back: DetMap<u32, (u32, Edge)> = DetMap::default();
     let mut queue = VecDeque::from([from]);
     while let Some(v) = queue.pop_front() {
         if v == to {
@@ -194,11 +194,11 @@ fn path<'a>(
 }
 
 /// "process 1 (txn ok #0) -ww events/0 value 3-> process 2 (…) -wr …->".
-fn describe_cycle(h: &History, g: &Graph<'_>, steps: &[(u32, Edge<'_>)]) -> String {
+fn describe_cycle(h: &History, ix: &Index<'_>, g: &Graph, steps: &[(u32, Edge)]) -> String {
     let mut s = String::new();
     for (from, e) in steps.iter().take(CYCLE_SHOWN_MAX) {
         let dep = if e.dep == Dep::WW { "ww" } else { "wr" };
-        s.push_str(&format!("{} -{dep} {} value {}-> ", describe(h, g.ops[*from as usize]), e.partition, e.value));
+        s.push_str(&format!("{} -{dep} {} value {}-> ", describe(h, g.ops[*from as usize]), ix.name(e.part), e.value));
     }
     if steps.len() > CYCLE_SHOWN_MAX {
         s.push_str(&format!("… ({} ops) ", steps.len()));
@@ -210,8 +210,8 @@ fn describe_cycle(h: &History, g: &Graph<'_>, steps: &[(u32, Edge<'_>)]) -> Stri
 pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
     let g = build(h, ix);
     let mut out = Vec::new();
-    let ww_only = |e: &Edge<'_>| e.dep == Dep::WW;
-    let any = |_: &Edge<'_>| true;
+    let ww_only = |e: &Edge| e.dep == Dep::WW;
+    let any = |_: &Edge| true;
     for comp in components(&g.adj, ww_only) {
         let (v, e) = comp
             .iter()
@@ -220,8 +220,8 @@ pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
             .expect("a component of two or more nodes has an inner edge");
         let mut steps = vec![(v, *e)];
         steps.extend(path(&g.adj, &comp, e.to, v, &ww_only));
-        let detail = format!("write cycle over {} ops: {}", comp.len(), describe_cycle(h, &g, &steps));
-        out.push(Anomaly { key: G0, partition: e.partition.into(), value: Some(e.value), offset: None, detail });
+        let detail = format!("write cycle over {} ops: {}", comp.len(), describe_cycle(h, ix, &g, &steps));
+        out.push(Anomaly { key: G0, partition: ix.name(e.part).into(), value: Some(e.value), offset: None, detail });
     }
     for comp in components(&g.adj, any) {
         let inner_wr = comp
@@ -231,8 +231,8 @@ pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
         let Some((v, e)) = inner_wr else { continue };
         let mut steps = vec![(v, *e)];
         steps.extend(path(&g.adj, &comp, e.to, v, &any));
-        let detail = format!("write-read cycle over {} ops: {}", comp.len(), describe_cycle(h, &g, &steps));
-        out.push(Anomaly { key: G1C, partition: e.partition.into(), value: Some(e.value), offset: None, detail });
+        let detail = format!("write-read cycle over {} ops: {}", comp.len(), describe_cycle(h, ix, &g, &steps));
+        out.push(Anomaly { key: G1C, partition: ix.name(e.part).into(), value: Some(e.value), offset: None, detail });
     }
     out
 }
@@ -315,8 +315,8 @@ mod tests {
     #[test]
     fn tarjan_finds_every_component_of_a_long_chain_with_a_back_edge() {
         // 0 → 1 → … → 9 → 0 and a separate 10 ↔ 11.
-        let e = |to: u32| Edge { to, dep: Dep::WW, partition: P, value: 0 };
-        let mut adj: Vec<Vec<Edge<'_>>> = (0..12).map(|i| vec![e((i + 1) % 10)]).collect();
+        let e = |to: u32| Edge { to, dep: Dep::WW, part: 0, value: 0 };
+        let mut adj: Vec<Vec<Edge>> = (0..12).map(|i| vec![e((i + 1) % 10)]).collect();
         adj[10] = vec![e(11)];
         adj[11] = vec![e(10)];
         let comps = components(&adj, |_| true);

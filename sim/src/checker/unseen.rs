@@ -2,18 +2,18 @@
 //! final polls. Values whose send failed or is unknown (`info`) may
 //! legitimately be absent and are not reported.
 
-use super::index::Index;
-use super::{acknowledged, values_read, Anomaly};
+use super::index::{Index, Part};
+use super::{acknowledged, values_read, Acked, Anomaly};
 
 pub const KEY: &str = "unseen";
 
 pub fn check(ix: &Index<'_>) -> Vec<Anomaly> {
     let read = values_read(ix);
     let mut out = Vec::new();
-    for (partition, acked) in acknowledged(ix) {
-        let seen = read.get(partition);
-        for (value, offset) in acked {
-            if seen.is_some_and(|s| s.contains(&value)) {
+    for (part, acked) in acknowledged(ix).iter().enumerate() {
+        let partition = ix.name(part as Part);
+        for &Acked { value, offset, .. } in acked {
+            if read[part].binary_search(&value).is_ok() {
                 continue;
             }
             let at = offset.map_or_else(|| "without an offset".to_string(), |o| format!("at offset {o}"));

@@ -180,7 +180,7 @@ pub fn write_seed_dir(dir: &Path, scenario: &Scenario, scenario_path: &str, res:
     let r = SeedReport::new(scenario, scenario_path, res);
     std::fs::write(dir.join("history.jsonl"), r.history.to_jsonl())?;
     std::fs::write(dir.join("results.json"), r.results_json())?;
-    std::fs::write(dir.join("observations.jsonl"), jsonl(r.observations))?;
+    std::fs::write(dir.join("observations.jsonl"), crate::observations::to_jsonl(r.observations))?;
     std::fs::write(dir.join("faults.jsonl"), windows::to_jsonl(&r.windows))?;
     std::fs::write(dir.join("log.txt"), log_txt::render(&r))?;
     std::fs::write(dir.join("timeline.html"), timeline::render(&r))?;
