@@ -186,11 +186,8 @@ fn a_producer_clock_jump_back_moves_record_timestamps_into_retention() {
 #[test]
 fn swarm_random_faults_use_a_seeded_subset_and_end_by_heal() {
     let mut s = quiet_base();
-    s.faults.random = Some(ksim_sim::scenario::RandomFaults {
-        kinds: vec![FaultKind::Crash, FaultKind::Pause, FaultKind::Partition, FaultKind::Latency, FaultKind::SlowConsumer],
-        every_ms: [1_000, 2_000],
-        swarm: true,
-    });
+    let kinds = vec![FaultKind::Crash, FaultKind::Pause, FaultKind::Partition, FaultKind::Latency, FaultKind::SlowConsumer];
+    s.faults.random = Some(ksim_sim::scenario::RandomFaults { swarm: true, ..ksim_sim::scenario::RandomFaults::new(kinds, [1_000, 2_000]) });
     let mut subsets = std::collections::BTreeSet::new();
     for seed in 0..6 {
         let r = run_seed(&s, seed).expect("run");

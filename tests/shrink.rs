@@ -6,7 +6,9 @@
 
 use ksim_sim::report::SeedResult;
 use ksim_sim::run::run_seed;
-use ksim_sim::scenario::{FaultAt, FaultKind, PartitionShape, RandomFaults, Scenario, Target};
+use ksim_sim::faults::{self, FaultEvent};
+use ksim_sim::scenario::{FaultAt, FaultKind, PartitionShape, Probability, RandomFaults, Scenario, Target};
+use std::collections::BTreeSet;
 use ksim_sim::shrink::{self, make_explicit, Progress, ShrinkOptions};
 use std::path::{Path, PathBuf};
 
@@ -106,7 +108,7 @@ fn explicit_swarm_schedule_of_every_kind_replays_the_original_trace() {
     let mut sc = load("scenarios/fast/acks-all-leader-crash.toml");
     use FaultKind::*;
     let kinds = vec![Crash, Pause, Partition, Latency, Loss, SlowConsumer, ClockJump, PowerLoss, DiskEio];
-    sc.faults.random = Some(RandomFaults { kinds, every_ms: [1500, 3000], swarm: true });
+    sc.faults.random = Some(RandomFaults { swarm: true, ..RandomFaults::new(kinds, [1500, 3000]) });
     let mut cut = FaultAt::new(9_000, Partition, Target::Broker(1), Some(3_000));
     cut.shape = Some(PartitionShape::Majority);
     sc.faults.at = vec![FaultAt::new(5_000, PowerLoss, Target::Random, Some(2_000)), cut];
@@ -118,6 +120,57 @@ fn explicit_swarm_schedule_of_every_kind_replays_the_original_trace() {
         let again = run_seed(&loaded, seed).expect("explicit run");
         assert!(original.faults > 3, "faults ran: {}", original.faults);
         assert_eq!(again.trace_hash, original.trace_hash, "seed {seed}: {:?}", explicit.faults.at);
+    }
+}
+
+/// What a scheduled fault shows of the new random draws: its partition
+/// shape, or the client role a crash or restart hits.
+fn drawn(e: &FaultEvent) -> Option<String> {
+    match (&e.kind, &e.target) {
+        (FaultKind::Partition, _) => Some(e.options.shape.unwrap_or(PartitionShape::Isolate).to_string()),
+        (FaultKind::Crash | FaultKind::Restart, Target::Producer(_)) => Some(format!("{} producer", e.kind)),
+        (FaultKind::Crash | FaultKind::Restart, Target::AssignConsumer(_)) => Some(format!("{} consumer", e.kind)),
+        _ => None,
+    }
+}
+
+/// `shapes` and `client_crashes` in a random mix: one seed's schedule
+/// holds every partition shape and crashes of both client roles; the
+/// injector applies them (its log names each shape and the crashed
+/// clients), and the schedule written out replays the original trace.
+#[test]
+fn random_mixes_draw_every_partition_shape_and_client_crashes_and_replay_explicitly() {
+    use FaultKind::*;
+    let mut sc = load("scenarios/fast/acks-all-leader-crash.toml");
+    use PartitionShape::*;
+    sc.faults.random = Some(RandomFaults {
+        shapes: vec![Isolate, OneWay, Sets, Bridge, Majority],
+        client_crashes: Some(Probability(0.5)),
+        ..RandomFaults::new(vec![Partition, Crash, Restart], [600, 1200])
+    });
+    sc.faults.at.clear();
+    let sc = Scenario::from_str(&sc.to_toml().unwrap(), "mix.toml").unwrap_or_else(|e| panic!("{e}"));
+    let wanted: BTreeSet<String> = ["isolate", "one-way", "sets", "bridge", "majority", "crash producer", "crash consumer"]
+        .map(String::from)
+        .into();
+    let draws = |seed| -> BTreeSet<String> {
+        faults::schedule(&sc, &mut faults::schedule_rng(seed)).iter().filter_map(drawn).collect()
+    };
+    let seed = (0..20).find(|&s| draws(s).is_superset(&wanted)).expect("a seed draws every shape and client crash");
+    let explicit = make_explicit(&sc, seed);
+    let sets = explicit.faults.at.iter().find(|f| f.shape == Some(Sets)).expect("a sets partition");
+    assert!(sets.sides.as_ref().is_some_and(|s| s.len() == 2 && s.iter().all(|side| !side.is_empty())), "{sets:?}");
+    let loaded = Scenario::from_str(&explicit.to_toml().unwrap(), "explicit.toml").unwrap_or_else(|e| panic!("{e}"));
+    let original = run_seed(&sc, seed).expect("original run");
+    let again = run_seed(&loaded, seed).expect("explicit run");
+    assert_eq!(again.trace_hash, original.trace_hash, "seed {seed}: {:?}", explicit.faults.at);
+    let log = &original.artifacts.as_ref().expect("artifacts").fault_log;
+    for shape in ["one-way", "sets", "bridge", "majority"] {
+        let action = format!("partition {shape} ");
+        assert!(log.iter().any(|l| l.action.starts_with(&action)), "no {shape} partition applied: {log:?}");
+    }
+    for client in ["producer-", "consumer-"] {
+        assert!(log.iter().any(|l| l.action == "crash" && l.node.starts_with(client)), "no {client} crash: {log:?}");
     }
 }
 
