@@ -183,14 +183,45 @@ fn a_producer_clock_jump_back_moves_record_timestamps_into_retention() {
     assert!(first_read(&r.history) != vec![0, 0, 0], "retention deleted nothing");
 }
 
+/// When a consumer first reads `partition` at or after `from_ms`.
+fn first_read_at_or_after(h: &ksim_sim::history::History, process: u64, partition: &str, from_ms: u64) -> Option<u64> {
+    h.polls().filter(|p| p.process == process && p.partition == partition && p.t_ms >= from_ms && !p.reads.is_empty()).map(|p| p.t_ms).next()
+}
+
+/// A consumer's clock stepped back while it backs off from a failed leader
+/// holds the backoff until its clock catches up (Kafka keeps a node's
+/// backoff as a wall-clock instant and times polls with `Time.milliseconds()`):
+/// events/0's only replica is down from 4 s to 6 s; with the consumer's
+/// clock an hour back from 5 s to 11 s it reads events/0 again only once
+/// the jump is undone, while without it, it reads it soon after the broker
+/// is back. The producers' clocks stay.
+#[test]
+fn a_consumer_clock_jump_back_holds_its_fetch_backoff_until_the_clock_catches_up() {
+    let mut base = quiet_base();
+    base.topics[0].replication_factor = 1;
+    base.consumers[0].config.insert("request.timeout.ms".into(), toml::Value::Integer(1_000));
+    let leader = Target::Leader { topic: "events".into(), partition: 0 };
+    base.faults.at.push(FaultAt::new(4_000, FaultKind::Crash, leader, Some(2_000)));
+    let mut jumped = base.clone();
+    let mut jump = FaultAt::new(5_000, FaultKind::ClockJump, Target::AssignConsumer(0), Some(6_000));
+    jump.jump_ms = Some(-3_600_000);
+    jumped.faults.at.push(jump);
+    let plain = run_seed(&base, 1).expect("run");
+    let r = run_seed(&jumped, 1).expect("run");
+    // Processes 0 and 1 are the producers, 2 the consumer.
+    let reads = |h| first_read_at_or_after(h, 2, "events/0", 4_500);
+    assert!(r.history.to_jsonl() != plain.history.to_jsonl(), "the consumer's clock jump changed nothing");
+    let back = reads(&plain.history).expect("the consumer reads events/0 again after the broker is back");
+    assert!(back < 10_000, "without the jump the consumer reads events/0 at {back} ms");
+    let held = reads(&r.history).expect("the consumer reads events/0 again after the jump");
+    assert!(held >= 11_000, "with its clock back, the consumer read events/0 at {held} ms");
+}
+
 #[test]
 fn swarm_random_faults_use_a_seeded_subset_and_end_by_heal() {
     let mut s = quiet_base();
-    s.faults.random = Some(ksim_sim::scenario::RandomFaults {
-        kinds: vec![FaultKind::Crash, FaultKind::Pause, FaultKind::Partition, FaultKind::Latency, FaultKind::SlowConsumer],
-        every_ms: [1_000, 2_000],
-        swarm: true,
-    });
+    let kinds = vec![FaultKind::Crash, FaultKind::Pause, FaultKind::Partition, FaultKind::Latency, FaultKind::SlowConsumer];
+    s.faults.random = Some(ksim_sim::scenario::RandomFaults { swarm: true, ..ksim_sim::scenario::RandomFaults::new(kinds, [1_000, 2_000]) });
     let mut subsets = std::collections::BTreeSet::new();
     for seed in 0..6 {
         let r = run_seed(&s, seed).expect("run");

@@ -24,8 +24,16 @@
 //! retransmit delay). Their target is not used.
 //!
 //! Client faults: `slow-consumer` makes an assign-mode consumer wait
-//! `process_ms` after every poll; `clock-jump` moves a producer's wall clock
-//! (its records' CreateTime) by `jump_ms`.
+//! `process_ms` after every poll; `clock-jump` moves a client's wall clock
+//! by `jump_ms`: a producer's records' CreateTime, a consumer's poll
+//! deadline and fetch backoffs (see `ksim_broker::client::clock`).
+//!
+//! Random mixes: node faults hit a broker drawn from the seed; with
+//! `client_crashes = P` a share P of random crashes and restarts hit a
+//! producer or assign-mode consumer instead; with `shapes = [...]` each
+//! random partition draws its shape (and, for `sets`, two broker sides).
+//! These draws happen only when the options are set, so scenarios without
+//! them keep their schedules.
 //!
 //! The schedule draws from its own stream of the seed ([`schedule_rng`]) and
 //! names each random fault's target when it is drawn (`broker:N`), so a
@@ -48,7 +56,7 @@
 
 use ksim_broker::coordinator::placement::{partition_for, GROUP_METADATA_TOPIC};
 use crate::cluster::{Cluster, NodeRef};
-use crate::scenario::{ClientCounts, FaultAt, FaultKind, PartitionShape, Probability, Scenario, Target};
+use crate::scenario::{ClientCounts, FaultAt, FaultKind, PartitionShape, Probability, RandomFaults, Scenario, Target};
 use madsim::net::NetSim;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -66,7 +74,7 @@ pub const DEFAULT_LATENCY_MS: [u64; 2] = [50, 400];
 pub const DEFAULT_LOSS_RATE: f64 = 0.05;
 /// `slow-consumer` without `process_ms`: the wait after every poll.
 pub const DEFAULT_SLOW_CONSUMER_PROCESS_MS: u64 = 2_000;
-/// Random clock jumps move a producer's clock by up to this much either way.
+/// Random clock jumps move a client's clock by up to this much either way.
 pub const RANDOM_CLOCK_JUMP_MS_MAX: i64 = 3_600_000;
 
 /// Kind-specific options of one fault (see [`FaultAt`]).
@@ -105,6 +113,17 @@ pub struct FaultEvent {
 }
 
 impl FaultEvent {
+    /// A fixed `[[faults.at]]` entry as an event.
+    pub fn of(f: &FaultAt) -> FaultEvent {
+        FaultEvent {
+            at_ms: f.at_ms,
+            kind: f.kind.clone(),
+            target: f.target.clone(),
+            duration_ms: f.duration_ms,
+            options: FaultOptions::of(f),
+        }
+    }
+
     /// The event as a fixed `[[faults.at]]` entry (a schedule made explicit).
     pub fn to_fault_at(&self) -> FaultAt {
         let o = &self.options;
@@ -170,13 +189,7 @@ pub fn plan(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Schedule {
         .at
         .iter()
         .filter(|f| f.at_ms < heal_ms)
-        .map(|f| FaultEvent {
-            at_ms: f.at_ms,
-            kind: f.kind.clone(),
-            target: f.target.clone(),
-            duration_ms: f.duration_ms,
-            options: FaultOptions::of(f),
-        })
+        .map(FaultEvent::of)
         .collect();
     let mut swarm_kinds = None;
     if let Some(random) = &scenario.faults.random {
@@ -196,7 +209,18 @@ pub fn plan(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Schedule {
             if kind == FaultKind::ClockJump {
                 options.jump_ms = Some(rng.random_range(-RANDOM_CLOCK_JUMP_MS_MAX..=RANDOM_CLOCK_JUMP_MS_MAX));
             }
-            let target = random_target(scenario, &kind, rng);
+            let mut target = random_target(scenario, random, &kind, rng);
+            // Draws only a scenario that asks for shapes makes, so older
+            // scenarios keep their schedules.
+            if kind == FaultKind::Partition && !random.shapes.is_empty() {
+                let shape = random.shapes[rng.random_range(0..random.shapes.len())];
+                if shape == PartitionShape::Sets {
+                    let sides = broker_sides(scenario.cluster.brokers, rng);
+                    target = sides[0][0].clone();
+                    options.sides = Some(sides);
+                }
+                options.shape = (shape != PartitionShape::Isolate).then_some(shape);
+            }
             events.push(FaultEvent { at_ms: t, kind, target, duration_ms: Some(duration), options });
             t += rng.random_range(lo..=hi);
         }
@@ -223,19 +247,47 @@ pub fn swarm_subset(kinds: &[FaultKind], rng: &mut ChaCha8Rng) -> Vec<FaultKind>
 
 /// A random fault's target, named when the schedule is drawn so the
 /// schedule shows it, as [`resolve_for`] picks for `random`: a consumer for
-/// `slow-consumer`, a producer for `clock-jump`, a broker otherwise;
-/// network-wide kinds keep `random` (their target is not used).
-fn random_target(scenario: &Scenario, kind: &FaultKind, rng: &mut ChaCha8Rng) -> Target {
+/// `slow-consumer`, a producer or consumer for `clock-jump`, with
+/// `client_crashes = P` a client for a share P of crashes and restarts, a
+/// broker otherwise; network-wide kinds keep `random` (their target is not
+/// used).
+fn random_target(scenario: &Scenario, random: &RandomFaults, kind: &FaultKind, rng: &mut ChaCha8Rng) -> Target {
     let clients = ClientCounts::of(scenario);
+    let any_client = |rng: &mut ChaCha8Rng| {
+        let n = rng.random_range(0..clients.producers + clients.assign_consumers);
+        if n < clients.producers {
+            Target::Producer(n)
+        } else {
+            Target::AssignConsumer(n - clients.producers)
+        }
+    };
     match kind {
         FaultKind::Latency | FaultKind::Loss => Target::Random,
         FaultKind::SlowConsumer if clients.assign_consumers > 0 => {
             Target::AssignConsumer(rng.random_range(0..clients.assign_consumers))
         }
-        FaultKind::ClockJump if clients.producers > 0 => Target::Producer(rng.random_range(0..clients.producers)),
+        FaultKind::ClockJump if clients.producers + clients.assign_consumers > 0 => any_client(rng),
         FaultKind::SlowConsumer | FaultKind::ClockJump => Target::Random,
+        FaultKind::Crash | FaultKind::Restart
+            if random.client_crashes.is_some_and(|p| rng.random_bool(p.0))
+                && clients.producers + clients.assign_consumers > 0 =>
+        {
+            any_client(rng)
+        }
         _ => Target::Broker(rng.random_range(0..scenario.cluster.brokers.max(1))),
     }
+}
+
+/// Two seeded, non-empty sides splitting the brokers (a `sets` partition).
+fn broker_sides(brokers: u32, rng: &mut ChaCha8Rng) -> Vec<Vec<Target>> {
+    let mut ids: Vec<u32> = (0..brokers).collect();
+    ids.shuffle(rng);
+    let cut = rng.random_range(1..ids.len().max(2));
+    let mut b = ids.split_off(cut.min(ids.len()));
+    let mut a = ids;
+    a.sort_unstable();
+    b.sort_unstable();
+    vec![a.into_iter().map(Target::Broker).collect(), b.into_iter().map(Target::Broker).collect()]
 }
 
 /// What the injector did, for the trace and the report.
@@ -643,7 +695,7 @@ fn replica_of_target(target: &Target) -> Option<(&str, i32)> {
 }
 
 /// Resolves a target for a fault kind: `random` picks among what the kind
-/// can hit (a consumer for `slow-consumer`, a producer for `clock-jump`,
+/// can hit (a consumer for `slow-consumer`, a client for `clock-jump`,
 /// nothing for network-wide kinds, a broker otherwise).
 pub fn resolve_for(c: &Cluster, kind: &FaultKind, target: &Target, rng: &mut ChaCha8Rng) -> Vec<NodeRef> {
     match (kind, target) {
@@ -651,8 +703,12 @@ pub fn resolve_for(c: &Cluster, kind: &FaultKind, target: &Target, rng: &mut Cha
         (FaultKind::SlowConsumer, Target::Random) if !c.consumers.is_empty() => {
             vec![NodeRef::Consumer(rng.random_range(0..c.consumers.len()))]
         }
-        (FaultKind::ClockJump, Target::Random) if !c.producers.is_empty() => {
-            vec![NodeRef::Producer(rng.random_range(0..c.producers.len()))]
+        (FaultKind::ClockJump, Target::Random) if !c.producers.is_empty() || !c.consumers.is_empty() => {
+            let n = rng.random_range(0..c.producers.len() + c.consumers.len());
+            match n.checked_sub(c.producers.len()) {
+                None => vec![NodeRef::Producer(n)],
+                Some(i) => vec![NodeRef::Consumer(i)],
+            }
         }
         (FaultKind::SlowConsumer | FaultKind::ClockJump, Target::Random) => Vec::new(),
         _ => resolve(c, target, rng),

@@ -167,6 +167,24 @@ pub struct RandomFaults {
     /// others a mix (the subset is reported with the seed).
     #[serde(default)]
     pub swarm: bool,
+    /// Shapes random `partition` faults draw from, one per fault (seeded,
+    /// uniformly); empty (the default): `isolate` only. `sets` splits the
+    /// brokers into two seeded sides (needs two brokers); `one-way`,
+    /// `bridge` and `majority` take the drawn broker as their target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shapes: Vec<PartitionShape>,
+    /// Share of random `crash` and `restart` faults that hit a client
+    /// process (a producer or an assign-mode consumer, drawn uniformly:
+    /// `producer:N` / `consumer:N`) instead of a broker; unset: brokers only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_crashes: Option<Probability>,
+}
+
+impl RandomFaults {
+    /// Random faults of `kinds` every `every_ms`, no swarm, no options.
+    pub fn new(kinds: Vec<FaultKind>, every_ms: [u64; 2]) -> RandomFaults {
+        RandomFaults { kinds, every_ms, swarm: false, shapes: Vec::new(), client_crashes: None }
+    }
 }
 
 /// `[[faults.at]]`: one fault at a fixed time.
@@ -544,6 +562,9 @@ impl Scenario {
                     return Err(err("[faults", 0, "kinds", m));
                 }
             }
+            if let Err((field, m)) = check_random_options(r, clients) {
+                return Err(err("[faults", 0, field, m));
+            }
         }
         for (i, f) in self.faults.at.iter().enumerate() {
             let targets = std::iter::once(&f.target).chain(f.sides.iter().flatten().flatten());
@@ -668,15 +689,35 @@ pub fn check_kind_target(kind: &FaultKind, t: &Target, clients: ClientCounts) ->
             _ => Err(format!("slow-consumer targets a consumer (`consumer:N` or `random`), not `{t}`")),
         },
         FaultKind::ClockJump => match t {
-            Target::Producer(_) => Ok(()),
-            Target::Random if clients.producers > 0 => Ok(()),
-            Target::Random => Err("a random clock-jump needs a producer in [[producers]]".into()),
-            _ => Err(format!(
-                "clock-jump targets a producer (`producer:N` or `random`; consumers read no wall clock yet), not `{t}`"
-            )),
+            Target::Producer(_) | Target::AssignConsumer(_) => Ok(()),
+            Target::Random if clients.producers + clients.assign_consumers > 0 => Ok(()),
+            Target::Random => Err("a random clock-jump needs a producer or an assign-mode consumer".into()),
+            _ => Err(format!("clock-jump targets a client (`producer:N`, `consumer:N` or `random`), not `{t}`")),
         },
         _ => Ok(()),
     }
+}
+
+/// `shapes` and `client_crashes` of `[faults] random` fit its kinds and the cluster.
+fn check_random_options(r: &RandomFaults, clients: ClientCounts) -> Result<(), (&'static str, String)> {
+    if !r.shapes.is_empty() && !r.kinds.contains(&FaultKind::Partition) {
+        return Err(("shapes", "`shapes` applies to random partition faults: add \"partition\" to kinds".into()));
+    }
+    if r.shapes.contains(&PartitionShape::Sets) && clients.brokers < 2 {
+        return Err(("shapes", "shape \"sets\" splits the brokers in two: it needs at least 2 brokers".into()));
+    }
+    if let Some(Probability(p)) = r.client_crashes {
+        if !(p.is_finite() && p > 0.0 && p <= 1.0) {
+            return Err(("client_crashes", format!("client_crashes must be in (0, 1], got {p}")));
+        }
+        if !r.kinds.iter().any(|k| matches!(k, FaultKind::Crash | FaultKind::Restart)) {
+            return Err(("client_crashes", "`client_crashes` applies to random crash and restart faults: add one to kinds".into()));
+        }
+        if clients.producers + clients.assign_consumers == 0 {
+            return Err(("client_crashes", "`client_crashes` needs a producer or an assign-mode consumer to crash".into()));
+        }
+    }
+    Ok(())
 }
 
 /// The kind-specific fields are set only on their kind, with sane values.
@@ -858,7 +899,7 @@ commit = "before-process"
 count = 2
 topics = ["t"]
 [faults]
-random = { kinds = ["crash", "disk-eio"], every_ms = [1, 2], swarm = true }
+random = { kinds = ["crash", "disk-eio", "partition"], every_ms = [1, 2], swarm = true, shapes = ["one-way", "sets"], client_crashes = 0.5 }
 buggify = true
 [[faults.at]]
 at_ms = 5

@@ -110,13 +110,16 @@ pub fn targets(scenario: &Scenario) -> Vec<Target> {
 }
 
 /// Targets a fault of `kind` can hit in `scenario`: assign-mode consumers
-/// for `slow-consumer`, producers for `clock-jump`, `random` for the
+/// for `slow-consumer`, producers and assign-mode consumers for `clock-jump`, `random` for the
 /// network-wide kinds (their target is unused), [`targets`] otherwise.
 pub fn targets_for(scenario: &Scenario, kind: &FaultKind) -> Vec<Target> {
     let clients = ClientCounts::of(scenario);
     match kind {
         FaultKind::SlowConsumer => (0..clients.assign_consumers).map(Target::AssignConsumer).collect(),
-        FaultKind::ClockJump => (0..clients.producers).map(Target::Producer).collect(),
+        FaultKind::ClockJump => {
+            let producers = (0..clients.producers).map(Target::Producer);
+            producers.chain((0..clients.assign_consumers).map(Target::AssignConsumer)).collect()
+        }
         FaultKind::Latency | FaultKind::Loss => vec![Target::Random],
         _ => targets(scenario),
     }
@@ -219,14 +222,6 @@ count = 2
 topics = ["events"]
 [faults]
 random = { kinds = ["crash", "pause"], every_ms = [1000, 3000] }
-[[faults.at]]
-at_ms = 100
-kind = "partition"
-target = "broker:1"
-[[faults.at]]
-at_ms = 200
-kind = "slow-consumer"
-target = "consumer:1"
 [run]
 duration_ms = 40000
 heal_ms = 30000
@@ -234,7 +229,13 @@ heal_ms = 30000
 verdict = "violation"
 anomalies = ["lost-write"]
 "#;
-        Scenario::from_str(text, "gen.toml").unwrap()
+        let mut sc = Scenario::from_str(text, "gen.toml").unwrap();
+        sc.faults.at = vec![
+            FaultAt::new(100, FaultKind::Partition, Target::Broker(1), None),
+            FaultAt::new(200, FaultKind::SlowConsumer, Target::AssignConsumer(1), None),
+        ];
+        // Still a valid file.
+        Scenario::from_str(&sc.to_toml().unwrap(), "gen.toml").unwrap()
     }
 
     #[test]
@@ -242,7 +243,7 @@ anomalies = ["lost-write"]
         let sc = fixture();
         assert_eq!(allowed_kinds(&sc), vec![FaultKind::Crash, FaultKind::Pause, FaultKind::Partition, FaultKind::SlowConsumer]);
         assert_eq!(targets_for(&sc, &FaultKind::SlowConsumer), vec![Target::AssignConsumer(0), Target::AssignConsumer(1)]);
-        assert_eq!(targets_for(&sc, &FaultKind::ClockJump).len(), 4, "four producer processes");
+        assert_eq!(targets_for(&sc, &FaultKind::ClockJump).len(), 6, "four producer and two consumer processes");
         let t: Vec<String> = targets(&sc).iter().map(Target::to_string).collect();
         assert_eq!(
             t,

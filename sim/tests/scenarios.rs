@@ -217,7 +217,7 @@ fn fault_option_errors_name_file_line_and_field() {
         ("kind = \"crash\"\ntarget = \"broker:3\"", "broker:3", "target", "3 broker(s)"),
         ("kind = \"disk-eio\"\ntarget = \"producer:0\"", "producer:0", "target", "is a client"),
         ("kind = \"slow-consumer\"\ntarget = \"broker:0\"", "broker:0", "target", "targets a consumer"),
-        ("kind = \"clock-jump\"\ntarget = \"consumer:0\"\njump_ms = 5", "consumer:0", "target", "targets a producer"),
+        ("kind = \"clock-jump\"\ntarget = \"broker:0\"\njump_ms = 5", "broker:0", "target", "targets a client"),
         (
             "kind = \"partition\"\ntarget = \"random\"\nshape = \"one-way\"\nsides = [[\"broker:1\"], [\"leader:nope/0\"]]",
             "sides",
@@ -233,8 +233,43 @@ fn fault_option_errors_name_file_line_and_field() {
 
 #[test]
 fn random_client_kinds_need_such_clients() {
-    let text = with("kinds = [\"crash\"]", "kinds = [\"clock-jump\"]").replace("[[producers]]\ntopic = \"events\"\nrate_per_s = 100\n", "");
+    let text = with("kinds = [\"crash\"]", "kinds = [\"clock-jump\"]")
+        .replace("[[producers]]\ntopic = \"events\"\nrate_per_s = 100\n", "")
+        .replace("[[consumers]]\ntopics = [\"events\"]\n", "");
     let e = err(&text);
     assert_eq!((e.line, e.field.as_deref()), (line_of(&text, "clock-jump"), Some("kinds")), "{e}");
-    assert!(e.message.contains("needs a producer"), "{e}");
+    assert!(e.message.contains("needs a producer or an assign-mode consumer"), "{e}");
+    // A consumer alone is enough: it reads a wall clock too.
+    let consumer_only = with("kinds = [\"crash\"]", "kinds = [\"clock-jump\"]")
+        .replace("[[producers]]\ntopic = \"events\"\nrate_per_s = 100\n", "");
+    Scenario::from_str(&consumer_only, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// `shapes` and `client_crashes` of `[faults] random` fit its kinds and the
+/// scenario, or the error names the line and field.
+#[test]
+fn random_shapes_and_client_crashes_are_checked() {
+    let random = "random = { kinds = [\"crash\"], every_ms = [1000, 2000] }";
+    let ok = with(random, "random = { kinds = [\"crash\", \"partition\"], every_ms = [1000, 2000], shapes = [\"sets\", \"bridge\"], client_crashes = 0.25 }");
+    let sc = Scenario::from_str(&ok, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    let r = sc.faults.random.as_ref().unwrap();
+    assert_eq!(r.shapes, vec![PartitionShape::Sets, PartitionShape::Bridge]);
+    assert_eq!(r.client_crashes, Some(Probability(0.25)));
+    let cases = [
+        ("shapes = [\"one-way\"]", "shapes", "add \"partition\" to kinds"),
+        ("client_crashes = 1.5", "client_crashes", "(0, 1]"),
+    ];
+    for (option, field, message) in cases {
+        let text = with(random, &format!("random = {{ kinds = [\"crash\"], every_ms = [1000, 2000], {option} }}"));
+        let e = err(&text);
+        assert_eq!((e.line, e.field.as_deref()), (line_of(&text, option), Some(field)), "{e}");
+        assert!(e.message.contains(message), "{e}");
+    }
+    let pause_only = with(random, "random = { kinds = [\"pause\"], every_ms = [1000, 2000], client_crashes = 0.5 }");
+    assert!(err(&pause_only).message.contains("crash and restart"), "{}", err(&pause_only));
+    let one_broker = with(random, "random = { kinds = [\"partition\"], every_ms = [1000, 2000], shapes = [\"sets\"] }")
+        .replace("brokers = 3", "brokers = 1")
+        .replace("replication_factor = 3", "replication_factor = 1")
+        .replace("target = \"leader:events/0\"", "target = \"broker:0\"");
+    assert!(err(&one_broker).message.contains("at least 2 brokers"), "{}", err(&one_broker));
 }

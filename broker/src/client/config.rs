@@ -358,6 +358,9 @@ pub struct ConsumerConfig {
     pub fetch_max_bytes: i32,
     /// `default.api.timeout.ms` (default 60000): bound on end_offsets.
     pub default_api_timeout_ms: u64,
+    /// The wall clock poll deadlines and fetch backoffs are measured on
+    /// (Kafka's consumer times them with `Time.milliseconds()`).
+    pub clock: ClientClock,
 }
 
 const CONSUMER_KEYS: &[&str] = &[
@@ -408,7 +411,15 @@ impl ConsumerConfig {
             max_partition_fetch_bytes: r.num("max.partition.fetch.bytes", 1_048_576)?,
             fetch_max_bytes: r.num("fetch.max.bytes", 52_428_800)?,
             default_api_timeout_ms: r.num("default.api.timeout.ms", 60_000)?,
+            clock: ClientClock::default(),
         })
+    }
+
+    /// Times polls and backoffs on `clock` (a harness shares it to make the
+    /// consumer's wall clock jump).
+    pub fn with_clock(mut self, clock: ClientClock) -> Self {
+        self.clock = clock;
+        self
     }
 }
 

@@ -7,7 +7,15 @@
 //! auto.offset.reset through ListOffsets; leadership errors refresh the
 //! metadata and the partition is fetched again on the next round. Consumer
 //! groups are a later issue.
+//!
+//! Time: the poll deadline and default.api.timeout.ms run on the
+//! consumer's wall clock ([`ClientClock`], through a Kafka-like
+//! [`Timer`]), and a leader whose fetch failed is not fetched from again
+//! until retry.backoff.ms later on that clock, kept as a wall-clock instant
+//! as Kafka keeps a node's backoff: a clock stepped back during a backoff
+//! holds it until the clock has caught up.
 
+use super::clock::{ClientClock, Timer};
 use super::config::{ConsumerConfig, OffsetReset};
 use super::error::ClientError;
 use super::metadata::{is_stale_metadata_code, Cluster};
@@ -25,7 +33,6 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
 
 pub const FETCH_VERSION: i16 = 12;
 pub const LIST_OFFSETS_VERSION: i16 = 7;
@@ -65,6 +72,9 @@ pub struct Consumer {
     /// set by `seek` or resolved with auto.offset.reset.
     positions: BTreeMap<TopicPartition, i64>,
     buffers: BTreeMap<TopicPartition, Buffered>,
+    /// Leaders (node ids) whose last fetch failed, with the wall-clock ms
+    /// before which they are not fetched from again.
+    backoff_until_ms: BTreeMap<i32, i64>,
 }
 
 impl Consumer {
@@ -76,6 +86,7 @@ impl Consumer {
             assignment: BTreeSet::new(),
             positions: BTreeMap::new(),
             buffers: BTreeMap::new(),
+            backoff_until_ms: BTreeMap::new(),
         }
     }
 
@@ -111,33 +122,38 @@ impl Consumer {
     /// Errors only for what retrying cannot fix (auto.offset.reset=none with
     /// no valid position, corrupt record data).
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, ClientError> {
-        let deadline = Instant::now() + timeout;
+        let mut timer = Timer::new(&self.config.clock, timeout);
         loop {
             if let Some(records) = self.drain_buffers() {
                 return Ok(records);
             }
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            timer.update();
             let resolved = self.resolve_positions().await?;
-            let fetched = self.fetch_round(remaining).await?;
+            let fetched = self.fetch_round(timer.remaining()).await?;
             let progressed = resolved && fetched;
             if let Some(records) = self.drain_buffers() {
                 return Ok(records);
             }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
+            timer.update();
+            if timer.is_expired() {
                 return Ok(Vec::new());
             }
             if !progressed {
                 let backoff = Duration::from_millis(self.config.network.retry_backoff_ms);
-                tokio::time::sleep(backoff.min(remaining)).await;
+                tokio::time::sleep(backoff.min(timer.remaining())).await;
             }
         }
+    }
+
+    /// The consumer's wall clock.
+    pub fn clock(&self) -> &ClientClock {
+        &self.config.clock
     }
 
     /// The latest offset (the high watermark) of each partition, retrying
     /// retriable errors until default.api.timeout.ms.
     pub async fn end_offsets(&mut self, partitions: &[(String, i32)]) -> Result<Vec<((String, i32), i64)>, ClientError> {
-        let deadline = Instant::now() + Duration::from_millis(self.config.default_api_timeout_ms);
+        let mut timer = Timer::new(&self.config.clock, Duration::from_millis(self.config.default_api_timeout_ms));
         let mut found: BTreeMap<TopicPartition, i64> = BTreeMap::new();
         loop {
             let missing: Vec<TopicPartition> = partitions.iter().filter(|tp| !found.contains_key(*tp)).cloned().collect();
@@ -155,7 +171,8 @@ impl Consumer {
                 }
             }
             if let Some(e) = last_error {
-                if Instant::now() >= deadline {
+                timer.update();
+                if timer.is_expired() {
                     return Err(ClientError::Timeout(format!("end_offsets: {e}")));
                 }
                 self.cluster.invalidate();
@@ -226,8 +243,14 @@ impl Consumer {
             self.cluster.invalidate();
         }
         let wait_ms = max_wait.as_millis().min(self.config.fetch_max_wait_ms as u128) as i32;
+        let now_ms = self.config.clock.now_ms();
+        self.backoff_until_ms.retain(|_, until| *until > now_ms);
         let mut tasks = Vec::new();
-        for (_, (addr, parts)) in by_leader {
+        for (node, (addr, parts)) in by_leader {
+            if self.backoff_until_ms.contains_key(&node) {
+                all_ok = false;
+                continue;
+            }
             let parts: Vec<(TopicPartition, i32, i64)> = parts.into_iter().map(|(tp, epoch)| {
                 let position = self.positions[&tp];
                 (tp, epoch, position)
@@ -237,9 +260,10 @@ impl Consumer {
             let handle = tokio::spawn(async move {
                 cluster.pool.request(addr, ApiKey::Fetch, FETCH_VERSION, RequestKind::Fetch(request)).await
             });
-            tasks.push((parts, handle));
+            tasks.push((node, parts, handle));
         }
-        for (parts, handle) in tasks {
+        let backoff_ms = i64::try_from(self.config.network.retry_backoff_ms).unwrap_or(i64::MAX);
+        for (node, parts, handle) in tasks {
             let result = match handle.await {
                 Ok(r) => r,
                 Err(e) => Err(ClientError::Network { addr: "(fetch task)".into(), message: e.to_string(), sent: true }),
@@ -253,6 +277,7 @@ impl Consumer {
                 Err(e) => {
                     tracing::debug!("fetch failed: {e}");
                     self.cluster.invalidate();
+                    self.backoff_until_ms.insert(node, self.config.clock.now_ms().saturating_add(backoff_ms));
                     all_ok = false;
                 }
             }

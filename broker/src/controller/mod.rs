@@ -460,6 +460,7 @@ pub async fn run_controller(storage: Arc<dyn Storage>, config: ControllerConfig)
     };
     let result = loop {
         let accepted = tokio::select! {
+            biased;
             a = listener.accept() => a,
             _ = shared.stopped.notified() => break Err(anyhow::anyhow!("controller stopped: persistence failed")),
         };

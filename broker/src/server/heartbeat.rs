@@ -82,6 +82,7 @@ pub async fn heartbeat_loop(shared: Arc<BrokerShared>, hw_checkpoints: BTreeMap<
         }
         // A failed log dir is reported at once, not at the next interval.
         tokio::select! {
+            biased;
             () = tokio::time::sleep(interval) => {}
             () = shared.dirs_changed.notified() => {}
         }

@@ -361,6 +361,7 @@ pub async fn run_broker(storage: Arc<dyn Storage>, config: BrokerConfig, incarna
     ];
     let result = loop {
         tokio::select! {
+            biased;
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     tasks.retain(|t| !t.is_finished());

@@ -22,7 +22,7 @@ pub struct ConsumerSpec {
     /// Simulated processing time per poll.
     pub process_ms: u64,
     pub stop_ms: u64,
-    /// Client faults' handle (slow-consumer stalls).
+    /// Client faults' handle (slow-consumer stalls, the wall clock).
     pub control: Arc<ClientControl>,
 }
 
@@ -50,7 +50,7 @@ fn make_consumer(spec: &ConsumerSpec, bootstrap: Vec<SocketAddr>, rec: &Recorder
             return None;
         }
     };
-    let mut consumer = Consumer::new(bootstrap, config);
+    let mut consumer = Consumer::new(bootstrap, config.with_clock(spec.control.clock.clone()));
     let parts = all_partitions(&spec.topics);
     consumer.assign(parts.clone());
     for (t, p) in &parts {
