@@ -254,6 +254,10 @@ impl Eq for Probability {}
 #[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
     Crash,
+    /// Graceful broker stop (Kafka's clean shutdown: logs flushed and
+    /// closed, producer snapshots and the clean-shutdown marker written);
+    /// `restart` (or `duration_ms`) brings it back. A controller just stops.
+    Shutdown,
     Restart,
     Pause,
     Partition,
@@ -640,6 +644,7 @@ pub fn check_kind_target(kind: &FaultKind, t: &Target, clients: ClientCounts) ->
         FaultKind::DiskEio | FaultKind::DiskFull | FaultKind::DiskDirFail if client => {
             Err(format!("`{t}` is a client: disk faults hit brokers and controllers"))
         }
+        FaultKind::Shutdown if client => Err(format!("`{t}` is a client: shutdown stops brokers and controllers")),
         FaultKind::SlowConsumer => match t {
             Target::AssignConsumer(_) | Target::Consumer { .. } => Ok(()),
             Target::Random if clients.assign_consumers > 0 => Ok(()),
