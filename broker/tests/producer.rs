@@ -683,6 +683,8 @@ async fn close_with_zero_timeout_aborts_without_waiting() {
 async fn close_with_timeout_returns_early_when_every_send_completes() {
     with_topic(|bootstrap| async move {
         let producer = Arc::new(Producer::new(bootstrap.clone(), cfg(&[("linger.ms", "500"), ("enable.idempotence", "false")])));
+        // Metadata known: the sends below append at once (Kafka's send blocks on it).
+        producer.send(TOPIC, Some(1), None, Some(Bytes::from_static(b"warm-up"))).await.expect("send");
         let outcomes: Outcomes = Arc::new(Mutex::new(vec![None; 5]));
         for i in 0..5 {
             let slot = outcomes.clone();
@@ -694,7 +696,52 @@ async fn close_with_timeout_returns_early_when_every_send_completes() {
         assert!(start.elapsed() < Duration::from_secs(1), "close waited {:?}", start.elapsed());
         tokio::time::sleep(Duration::from_millis(10)).await; // the callbacks' tasks run
         let offsets: Vec<i64> = outcomes.lock().unwrap().iter().map(|o| o.clone().expect("completed").expect("sent").offset).collect();
-        assert_eq!(offsets, (0..5).collect::<Vec<i64>>());
+        assert_eq!(offsets, (1..6).collect::<Vec<i64>>());
+    })
+    .await;
+}
+
+/// Sends `n` compressible 100-byte values to `partition` one by one (1 ms
+/// apart, so closed batches go out, and feed the estimate, as later ones
+/// fill); returns the record count of each batch the broker stored.
+async fn compressible_batches(bootstrap: &[SocketAddr], codec: &str, partition: i32, n: usize) -> Vec<i32> {
+    let config = cfg(&[("compression.type", codec), ("batch.size", "1000"), ("linger.ms", "10000"), ("enable.idempotence", "false")]);
+    let producer = Arc::new(Producer::new(bootstrap.to_vec(), config));
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let record = ProducerRecord::new(TOPIC, None, Some(Bytes::from(format!("{i:x<100}")))).with_partition(partition);
+        tasks.push(producer.send_with_callback(record, |r| {
+            r.expect("send");
+        }));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    producer.close().await;
+    for t in tasks {
+        t.await.unwrap();
+    }
+    stored_batches(bootstrap, partition).await.iter().map(|b| b.record_count).collect()
+}
+
+// Kafka's CompressionRatioEstimator (RecordAccumulator/MemoryRecordsBuilder):
+// with compression, batches fill to batch.size by their estimated
+// compressed size, so once the estimate has learnt how well the values
+// compress a batch carries more records than batch.size / record size;
+// without compression it never does.
+#[madsim::test]
+async fn compressed_batches_carry_more_records_than_batch_size_over_record_size() {
+    with_topic(|bootstrap| async move {
+        // 100-byte values: 108-byte records, 8 fit in 1000 bytes with the 61-byte header.
+        let per_batch_plain = 8;
+        let plain = compressible_batches(&bootstrap, "none", 0, 300).await;
+        assert!(plain.iter().all(|&n| n <= per_batch_plain), "{plain:?}");
+        for (codec, p) in [("zstd", 1), ("gzip", 2)] {
+            let counts = compressible_batches(&bootstrap, codec, p, 800).await;
+            assert_eq!(counts.iter().sum::<i32>(), 800);
+            // The estimate creeps down 0.005 per batch: ~100 batches for a few more records each.
+            let most = *counts.iter().max().unwrap();
+            assert!(most > per_batch_plain, "{codec}: at most {most} records per batch: {counts:?}");
+            assert!(counts[0] <= per_batch_plain, "{codec}: the first batch assumes no gain: {counts:?}");
+        }
     })
     .await;
 }
