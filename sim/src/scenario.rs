@@ -794,6 +794,19 @@ mod tests {
         }
     }
 
+    /// `shutdown` (a graceful broker stop) is a scenario kind for servers only.
+    #[test]
+    fn shutdown_kind_parses_and_targets_servers_only() {
+        let kind: FaultKind = serde_json::from_value(serde_json::json!("shutdown")).unwrap();
+        assert_eq!((kind.clone(), kind.to_string()), (FaultKind::Shutdown, "shutdown".to_string()));
+        let counts = ClientCounts { brokers: 3, controllers: 1, producers: 1, assign_consumers: 1 };
+        for ok in [Target::Broker(0), Target::Controller(0), Target::AllBrokers, Target::Random] {
+            assert!(check_kind_target(&kind, &ok, counts).is_ok(), "{ok}");
+        }
+        let e = check_kind_target(&kind, &Target::Producer(0), counts).unwrap_err();
+        assert!(e.contains("client"), "{e}");
+    }
+
     /// Every scenario file in the repository survives load → write → load.
     #[test]
     fn scenario_files_round_trip_through_to_toml() {
