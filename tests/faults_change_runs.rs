@@ -341,3 +341,21 @@ fn coordinator_target_needs_enough_brokers_for_the_offsets_topic() {
     let err = Scenario::from_str(&text, "coord.toml").expect_err("4 > 3 brokers");
     assert!(err.to_string().contains("offsets.topic.replication.factor"), "{err}");
 }
+
+/// A graceful `shutdown` of the leader changes what clients see (its
+/// partitions move, sends to it fail over), is logged as a shutdown and
+/// the broker comes back after `duration_ms`.
+#[test]
+fn graceful_shutdown_changes_the_history() {
+    let seed = 1;
+    let leader = Target::Leader { topic: "events".into(), partition: 0 };
+    let base = run_seed(&quiet_base(), seed).expect("base run");
+    let r = run_seed(&with_fault(FaultKind::Shutdown, leader), seed).expect("shutdown run");
+    assert!(r.faults > 0, "shutdown was not injected");
+    assert!(r.history.to_jsonl() != base.history.to_jsonl(), "shutdown did not change what clients saw");
+    let log = &r.artifacts.as_ref().expect("artifacts").fault_log;
+    let actions: Vec<(u64, &str)> = log.iter().map(|e| (e.t_ms, e.action.as_str())).collect();
+    assert_eq!(&actions[..2], &[(4_000, "shutdown"), (8_000, "restart")], "{actions:?}");
+    assert_eq!(log[0].node, log[1].node);
+    assert!(log[0].node.starts_with("broker-"));
+}

@@ -37,8 +37,10 @@
 //!   (appends, truncations, HW, epochs, offline dirs) for the harness's
 //!   broker-side checkers.
 //! - [`server`]: the broker process: listener, connections, dispatch to
-//!   `api`, follower fetchers, controller heartbeats, and the buggify
-//!   fault points (`server::buggify`) the harness can switch on.
+//!   `api`, follower fetchers, controller heartbeats, graceful shutdown
+//!   (`server::shutdown`: logs closed, `.kafka_cleanshutdown` written, so
+//!   the next start skips recovery), and the buggify fault points
+//!   (`server::buggify`) the harness can switch on.
 //! - [`client`]: producer, assign-mode consumer and admin clients speaking
 //!   the wire protocol (see its own `# Layout`).
 

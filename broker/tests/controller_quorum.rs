@@ -4,45 +4,19 @@
 
 mod common;
 
-use common::ControllerNode;
 use ksim_broker::client::{Admin, AdminConfig};
 use ksim_broker::config::Settings;
 use ksim_broker::controller::image::{MetadataImage, NO_LEADER};
-use ksim_broker::controller::IMAGE_PATH;
-use ksim_broker::storage::Storage;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 const BROKERS: usize = 3;
 const CONTROLLERS: usize = 3;
-use common::{broker_addr, controller_addr, wait_until, POLL_MS};
+use common::{wait_until, TestCluster, POLL_MS};
 
-struct Cluster {
-    controllers: Vec<ControllerNode>,
-    brokers: Vec<madsim::runtime::NodeHandle>,
-    bootstrap: Vec<SocketAddr>,
-}
-
-fn start_cluster() -> Cluster {
-    let voters: Vec<SocketAddr> = (0..CONTROLLERS).map(controller_addr).collect();
-    let controllers = common::start_controllers(&voters, Settings::new());
-    let brokers = (0..BROKERS).map(|i| common::start_broker_in_quorum(i as i32, broker_addr(i), voters.clone(), Settings::new())).collect();
-    Cluster { controllers, brokers, bootstrap: (0..BROKERS).map(broker_addr).collect() }
-}
-
-impl Cluster {
-    /// Running controllers that report leading, highest term first.
-    fn active(&self, up: &[bool]) -> Option<(usize, u64)> {
-        common::active_controller(&self.controllers, up)
-    }
-
-    fn image(&self, i: usize) -> MetadataImage {
-        match self.controllers[i].disk.read_all(IMAGE_PATH) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap(),
-            Err(_) => MetadataImage::default(),
-        }
-    }
+fn start_cluster() -> TestCluster {
+    common::start_cluster(CONTROLLERS, BROKERS, Settings::new(), Settings::new())
 }
 
 async fn create_topic(bootstrap: &[SocketAddr], name: &str) {
@@ -62,17 +36,17 @@ async fn create_topic(bootstrap: &[SocketAddr], name: &str) {
 #[madsim::test]
 async fn active_controller_failover_keeps_the_cluster_running() {
     let cluster = start_cluster();
-    let client = common::client_node("10.0.3.1");
+    let client = &cluster.client;
     let handle = madsim::runtime::Handle::current();
     let mut up = vec![true; CONTROLLERS];
     let bootstrap = cluster.bootstrap.clone();
     client.spawn(async move { create_topic(&bootstrap, "t").await }).await.unwrap();
-    let (old, old_term) = cluster.active(&up).expect("an active controller");
+    let (old, old_term) = cluster.active_controller(&up).expect("an active controller");
 
     handle.kill(cluster.controllers[old].node.id());
     up[old] = false;
-    wait_until("a new active controller", || cluster.active(&up).is_some_and(|(_, t)| t > old_term)).await;
-    let (new, _) = cluster.active(&up).unwrap();
+    wait_until("a new active controller", || cluster.active_controller(&up).is_some_and(|(_, t)| t > old_term)).await;
+    let (new, _) = cluster.active_controller(&up).unwrap();
     assert_ne!(new, old);
 
     // Longer than the session timeout (9 s): nobody is fenced.
@@ -80,14 +54,14 @@ async fn active_controller_failover_keeps_the_cluster_running() {
     let img = cluster.image(new);
     assert_eq!(img.brokers.len(), BROKERS);
     assert!(img.brokers.values().all(|b| !b.fenced), "brokers kept heartbeating: {:?}", img.brokers);
-    assert_eq!(cluster.active(&up).map(|(i, _)| i), Some(new), "no needless re-election");
+    assert_eq!(cluster.active_controller(&up).map(|(i, _)| i), Some(new), "no needless re-election");
 
     // A broker crash still moves partition leadership.
     let led_by_0 = |img: &MetadataImage| {
         img.topics["t"].partitions.iter().filter(|p| p.leader == 0).count()
     };
     assert!(led_by_0(&cluster.image(new)) > 0, "broker 0 leads something before its crash");
-    handle.kill(cluster.brokers[0].id());
+    handle.kill(cluster.brokers[0].node.id());
     wait_until("broker 0 fenced and replaced", || {
         let img = cluster.image(new);
         img.is_fenced(0) && led_by_0(&img) == 0 && img.topics["t"].partitions.iter().all(|p| p.leader != NO_LEADER)
@@ -114,11 +88,11 @@ async fn active_controller_failover_keeps_the_cluster_running() {
 #[madsim::test]
 async fn partitioned_controller_cannot_decide() {
     let cluster = start_cluster();
-    let client = common::client_node("10.0.3.1");
+    let client = &cluster.client;
     let up = vec![true; CONTROLLERS];
     let bootstrap = cluster.bootstrap.clone();
     client.spawn(async move { create_topic(&bootstrap, "t").await }).await.unwrap();
-    let (old, old_term) = cluster.active(&up).expect("an active controller");
+    let (old, old_term) = cluster.active_controller(&up).expect("an active controller");
     let frozen = cluster.image(old);
 
     let net = madsim::net::NetSim::current();
@@ -129,7 +103,7 @@ async fn partitioned_controller_cannot_decide() {
     let st = *cluster.controllers[old].status.lock().unwrap();
     assert!(!st.leader, "check-quorum: the cut-off controller stepped down");
     assert_eq!(cluster.image(old), frozen, "the minority decided nothing");
-    let (new, new_term) = cluster.active(&up).expect("the majority elected a controller");
+    let (new, new_term) = cluster.active_controller(&up).expect("the majority elected a controller");
     assert_ne!(new, old);
     assert!(new_term > old_term);
     assert!(cluster.image(new).brokers.values().all(|b| !b.fenced), "brokers heartbeat to the new controller");
@@ -147,28 +121,24 @@ async fn partitioned_controller_cannot_decide() {
 /// leads, and returns whether it leads again within `wait_ms` of rejoining
 /// the ISR.
 async fn preferred_leader_returns(settings: Settings, wait_ms: u64) -> bool {
-    let voters: Vec<SocketAddr> = (0..CONTROLLERS).map(controller_addr).collect();
-    let controllers = common::start_controllers(&voters, settings.clone());
-    let brokers: Vec<_> =
-        (0..BROKERS).map(|i| common::start_broker_in_quorum(i as i32, broker_addr(i), voters.clone(), settings.clone())).collect();
-    let cluster = Cluster { controllers, brokers, bootstrap: (0..BROKERS).map(broker_addr).collect() };
-    let client = common::client_node("10.0.3.1");
+    let cluster = common::start_cluster(CONTROLLERS, BROKERS, settings.clone(), settings);
+    let client = &cluster.client;
     let handle = madsim::runtime::Handle::current();
     let up = vec![true; CONTROLLERS];
     let bootstrap = cluster.bootstrap.clone();
     client.spawn(async move { create_topic(&bootstrap, "t").await }).await.unwrap();
-    let (active, _) = cluster.active(&up).expect("an active controller");
-    let p0 = |c: &Cluster| c.image(active).topics["t"].partitions[0].clone();
+    let (active, _) = cluster.active_controller(&up).expect("an active controller");
+    let p0 = |c: &TestCluster| c.image(active).topics["t"].partitions[0].clone();
     let preferred = p0(&cluster).replicas[0];
     assert_eq!(p0(&cluster).leader, preferred);
 
-    handle.kill(cluster.brokers[preferred as usize].id());
+    handle.kill(cluster.brokers[preferred as usize].node.id());
     wait_until("failover away from the preferred replica", || {
         let p = p0(&cluster);
         p.leader != preferred && p.leader != NO_LEADER
     })
     .await;
-    handle.restart(cluster.brokers[preferred as usize].id());
+    handle.restart(cluster.brokers[preferred as usize].node.id());
     wait_until("the preferred replica back in the ISR", || p0(&cluster).isr.contains(&preferred)).await;
     let mut waited = 0;
     while waited < wait_ms {

@@ -8,7 +8,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{broker_addr, controller_addr, wait_until, ControllerNode};
+use common::{wait_until, TestCluster};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -16,8 +16,9 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, MetadataRequest, Prod
 use kafka_protocol::protocol::StrBytes;
 use ksim_broker::client::{Admin, AdminConfig, Consumer, ConsumerConfig};
 use ksim_broker::config::Settings;
+use ksim_broker::server::CLEAN_SHUTDOWN_FILE;
 use ksim_broker::protocol::{decode_response, encode_request, read_frame, write_frame};
-use ksim_broker::storage::{SimDisk, Storage};
+use ksim_broker::storage::Storage;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -28,44 +29,9 @@ const INIT_PRODUCER_ID_VERSION: i16 = 4;
 const PRODUCE_VERSION: i16 = 9;
 const METADATA_VERSION: i16 = 12;
 
-struct Cluster {
-    controllers: Vec<ControllerNode>,
-    brokers: Vec<madsim::runtime::NodeHandle>,
-    disks: Vec<SimDisk>,
-    bootstrap: Vec<SocketAddr>,
-    client: madsim::runtime::NodeHandle,
-}
-
-/// `controllers` controllers and `brokers` brokers, each broker on a disk
-/// the test keeps.
-fn start_cluster(controllers: usize, brokers: usize, settings: Settings) -> Cluster {
-    let voters: Vec<SocketAddr> = (0..controllers).map(controller_addr).collect();
-    let controllers = common::start_controllers(&voters, Settings::new());
-    let disks: Vec<SimDisk> = (0..brokers).map(|_| SimDisk::new(5000)).collect();
-    let brokers = (0..brokers)
-        .map(|i| common::start_broker_on_disk(i as i32, broker_addr(i), voters.clone(), settings.clone(), disks[i].clone()))
-        .collect();
-    let bootstrap = (0..disks.len()).map(broker_addr).collect();
-    Cluster { controllers, brokers, disks, bootstrap, client: common::client_node("10.0.3.1") }
-}
-
-impl Cluster {
-    /// The running controller that leads the highest term.
-    fn active_controller(&self, up: &[bool]) -> Option<(usize, u64)> {
-        common::active_controller(&self.controllers, up)
-    }
-
-    /// Crashes broker `i` (kill -9: its disk keeps the page cache, written
-    /// back as usual) and starts it again.
-    fn restart_broker(&self, i: usize) {
-        self.crash_broker(i);
-        madsim::runtime::Handle::current().restart(self.brokers[i].id());
-    }
-
-    fn crash_broker(&self, i: usize) {
-        self.disks[i].crash();
-        madsim::runtime::Handle::current().kill(self.brokers[i].id());
-    }
+/// `controllers` controllers and `brokers` brokers (with `settings`).
+fn start_cluster(controllers: usize, brokers: usize, settings: Settings) -> TestCluster {
+    common::start_cluster(controllers, brokers, Settings::new(), settings)
 }
 
 /// One request on a fresh connection; None when the broker cannot be
@@ -144,8 +110,8 @@ async fn kip_730_producer_ids_are_unique_across_brokers_restarts_and_controller_
     wait_until("a new active controller", || cluster.active_controller(&up).is_some_and(|(_, t)| t > old_term)).await;
     // Restarted brokers lost their blocks: their next ids come from the new
     // controller, after every block the old one gave.
-    for i in 0..3 {
-        cluster.restart_broker(i);
+    for b in &cluster.brokers {
+        b.restart();
     }
     let bootstrap = cluster.bootstrap.clone();
     let after: Vec<i64> = cluster
@@ -260,17 +226,29 @@ where
     F: FnOnce(SocketAddr, i64) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let (cluster, addr, pid) = one_broker_with_batches(settings, 0).await;
+    cluster.client.spawn(f(addr, pid)).await.unwrap();
+}
+
+/// One controller, one broker (with `settings`), topic created, and `n`
+/// one-record batches of a fresh producer id (sequences 0..n at offsets
+/// 0..n): (cluster, broker address, producer id).
+async fn one_broker_with_batches(settings: Settings, n: i32) -> (TestCluster, SocketAddr, i64) {
     let cluster = start_cluster(1, 1, settings);
     let addr = cluster.bootstrap[0];
-    cluster
+    let pid = cluster
         .client
         .spawn(async move {
             create_topic(&[addr], 1).await;
             let pid = new_producer_id(addr).await;
-            f(addr, pid).await;
+            for seq in 0..n {
+                assert_eq!(produce(addr, &batch(pid, 0, seq, 1)).await, (0, seq as i64));
+            }
+            pid
         })
         .await
         .unwrap();
+    (cluster, addr, pid)
 }
 
 // KIP-98 / Produce v3+: a retried batch (same producer id, epoch and
@@ -349,32 +327,42 @@ const BATCHES_BEFORE_CRASH: i32 = 9;
 /// Small segments so that rolls (and producer snapshots) happen.
 const SMALL_SEGMENT_BYTES: &str = "300";
 
-/// Writes batches, crashes the broker (optionally damaging every producer
-/// snapshot while it is down), restarts it and checks that retries of the
-/// last 5 batches are still answered with their original offsets.
-async fn crash_restart_dedup(corrupt_snapshots: bool) {
+/// How `stop_restart_dedup` stops the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// kill -9.
+    Crash,
+    /// kill -9, and every producer snapshot damaged while it is down.
+    CrashCorruptSnapshots,
+    /// Graceful shutdown: logs closed, clean-shutdown marker written.
+    Graceful,
+}
+
+/// Writes batches, stops the broker as `stop` says, starts it again and
+/// checks that retries of the last 5 batches are still answered with their
+/// original offsets.
+async fn stop_restart_dedup(stop: Stop) {
     let settings = Settings::from_pairs([("log.segment.bytes", SMALL_SEGMENT_BYTES)]);
-    let cluster = start_cluster(1, 1, settings);
-    let addr = cluster.bootstrap[0];
-    let pid = cluster
-        .client
-        .spawn(async move {
-            create_topic(&[addr], 1).await;
-            let pid = new_producer_id(addr).await;
-            for seq in 0..BATCHES_BEFORE_CRASH {
-                assert_eq!(produce(addr, &batch(pid, 0, seq, 1)).await, (0, seq as i64));
-            }
-            pid
-        })
-        .await
-        .unwrap();
+    let (cluster, addr, pid) = one_broker_with_batches(settings, BATCHES_BEFORE_CRASH).await;
     let dir = format!("/data0/{TOPIC}-0");
-    let disk = &cluster.disks[0];
-    let snapshots: Vec<String> = disk.list_dir(&dir).unwrap().into_iter().filter(|n| n.ends_with(".snapshot")).collect();
-    assert!(!snapshots.is_empty(), "segment rolls wrote producer snapshots: {:?}", disk.list_dir(&dir));
-    cluster.crash_broker(0);
-    if corrupt_snapshots {
-        for name in &snapshots {
+    let broker = &cluster.brokers[0];
+    let disk = &broker.disk;
+    let snapshots = || -> Vec<String> { disk.list_dir(&dir).unwrap().into_iter().filter(|n| n.ends_with(".snapshot")).collect() };
+    let before = snapshots();
+    assert!(!before.is_empty(), "segment rolls wrote producer snapshots: {:?}", disk.list_dir(&dir));
+    let log_end_snapshot = format!("{:020}.snapshot", BATCHES_BEFORE_CRASH);
+    assert!(!before.contains(&log_end_snapshot), "no roll at the log end: {before:?}");
+    let marker = format!("/data0/{CLEAN_SHUTDOWN_FILE}");
+    match stop {
+        Stop::Crash | Stop::CrashCorruptSnapshots => broker.crash(),
+        Stop::Graceful => {
+            broker.shutdown().await;
+            assert!(disk.exists(&marker), "clean-shutdown marker written");
+            assert!(snapshots().contains(&log_end_snapshot), "Log.close snapshots at the log end: {:?}", snapshots());
+        }
+    }
+    if stop == Stop::CrashCorruptSnapshots {
+        for name in &before {
             let path = format!("{dir}/{name}");
             let mut bytes = disk.read_all(&path).unwrap();
             let mid = bytes.len() / 2;
@@ -382,7 +370,7 @@ async fn crash_restart_dedup(corrupt_snapshots: bool) {
             disk.write_atomic(&path, &bytes).unwrap();
         }
     }
-    madsim::runtime::Handle::current().restart(cluster.brokers[0].id());
+    broker.start();
     cluster
         .client
         .spawn(async move {
@@ -396,9 +384,10 @@ async fn crash_restart_dedup(corrupt_snapshots: bool) {
         })
         .await
         .unwrap();
-    if corrupt_snapshots {
-        let left: Vec<String> = disk.list_dir(&dir).unwrap().into_iter().filter(|n| n.ends_with(".snapshot")).collect();
-        assert!(left.iter().all(|n| !snapshots.contains(n)), "corrupt snapshots were deleted, not used: {left:?}");
+    assert!(!disk.exists(&marker), "the marker is consumed at startup, so a later crash recovers fully");
+    if stop == Stop::CrashCorruptSnapshots {
+        let left = snapshots();
+        assert!(left.iter().all(|n| !before.contains(n)), "corrupt snapshots were deleted, not used: {left:?}");
     }
 }
 
@@ -406,13 +395,46 @@ async fn crash_restart_dedup(corrupt_snapshots: bool) {
 // snapshot taken at segment roll plus a replay of the log after it.
 #[madsim::test]
 async fn dedup_survives_a_broker_crash_via_snapshot_and_log_replay() {
-    crash_restart_dedup(false).await;
+    stop_restart_dedup(Stop::Crash).await;
 }
 
 // A corrupt snapshot (CRC) is never trusted: the state is rebuilt from the log.
 #[madsim::test]
 async fn corrupt_producer_snapshot_is_ignored_and_state_rebuilt_from_the_log() {
-    crash_restart_dedup(true).await;
+    stop_restart_dedup(Stop::CrashCorruptSnapshots).await;
+}
+
+// Kafka's clean shutdown (Log.close, .kafka_cleanshutdown): the producer
+// state snapshot written at the log end on close carries dedup across a
+// graceful restart.
+#[madsim::test]
+async fn dedup_survives_a_graceful_shutdown_via_the_close_snapshot() {
+    stop_restart_dedup(Stop::Graceful).await;
+}
+
+// Kafka skips log recovery when .kafka_cleanshutdown is present: the files
+// are trusted, so a byte flipped inside a record batch while the broker was
+// down is not looked for at startup (the log keeps its end); without the
+// marker (a crash) recovery reads every batch and truncates at the damage.
+#[madsim::test]
+async fn clean_shutdown_marker_skips_log_recovery_and_a_crash_does_not() {
+    let (cluster, addr, _) = one_broker_with_batches(Settings::new(), 4).await;
+    let broker = &cluster.brokers[0];
+    broker.shutdown().await;
+    // Damage the body of the second batch (offset 1).
+    let path = format!("/data0/{TOPIC}-0/{:020}.log", 0);
+    let disk = &broker.disk;
+    let mut bytes = disk.read_all(&path).unwrap();
+    let second = ksim_broker::log::batch::iter_batches(&bytes).nth(1).unwrap().unwrap().1;
+    bytes[second.end - 1] ^= 0x40;
+    disk.truncate(&path, 0).unwrap();
+    disk.append(&path, &bytes).unwrap();
+    broker.start();
+    let end = cluster.client.spawn(async move { end_offset(&[addr]).await }).await.unwrap();
+    assert_eq!(end, 4, "clean start: no batch re-read, the log keeps its end");
+    broker.restart();
+    let end = cluster.client.spawn(async move { end_offset(&[addr]).await }).await.unwrap();
+    assert_eq!(end, 1, "crash: full recovery truncates at the damaged batch");
 }
 
 /// The leader of TOPIC/0 according to broker `addr`'s metadata.
@@ -454,7 +476,7 @@ async fn dedup_survives_leader_failover_through_follower_state() {
         })
         .await
         .unwrap();
-    cluster.crash_broker(old_leader);
+    cluster.brokers[old_leader].crash();
     let bootstrap = cluster.bootstrap.clone();
     cluster
         .client

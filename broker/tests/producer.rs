@@ -9,7 +9,7 @@ mod common;
 use bytes::Bytes;
 use ksim_broker::client::{
     partition_for_key, Admin, AdminConfig, Consumer, ConsumerConfig, Partitioner, Producer, ProducerConfig,
-    ProducerInterceptor, ProducerRecord, RecordMetadata, SendError,
+    ProducerInterceptor, ProducerRecord, RecordMetadata, SendError, SendErrorKind,
 };
 use ksim_broker::client::metadata::Cluster;
 use ksim_broker::client::network::Pool;
@@ -610,6 +610,138 @@ async fn idempotent_producer_keeps_partition_order_with_five_in_flight_across_a_
         sorted.sort();
         sorted.dedup();
         assert_eq!(values, sorted, "stored in send order, each once");
+    })
+    .await;
+}
+
+/// A producer with a record in flight or queued behind a leader the client
+/// cannot reach (only the client is cut off), and `n` sends issued with
+/// callbacks; returns the producer and the slot each callback fills.
+type Outcomes = Arc<Mutex<Vec<Option<Result<RecordMetadata, SendError>>>>>;
+
+async fn stuck_sends(bootstrap: &[SocketAddr], nodes: Nodes, n: usize) -> (Arc<Producer>, Outcomes) {
+    let config = cfg(&[("delivery.timeout.ms", "60000"), ("request.timeout.ms", "30000"), ("linger.ms", "0"), ("enable.idempotence", "false")]);
+    let producer = Arc::new(Producer::new(bootstrap.to_vec(), config));
+    producer.send(TOPIC, Some(0), None, Some(Bytes::from_static(b"before"))).await.expect("send");
+    cut(nodes.client, leader_node(bootstrap, nodes, 0).await);
+    let outcomes: Outcomes = Arc::new(Mutex::new(vec![None; n]));
+    for i in 0..n {
+        let slot = outcomes.clone();
+        let record = ProducerRecord::new(TOPIC, None, Some(Bytes::from(format!("stuck-{i}")))).with_partition(0);
+        producer.send_with_callback(record, move |r| slot.lock().unwrap()[i] = Some(r));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(outcomes.lock().unwrap().iter().all(|o| o.is_none()), "nothing completes behind the cut");
+    (producer, outcomes)
+}
+
+/// Every callback ran with ProducerClosed.
+async fn assert_all_closed(outcomes: &Outcomes) {
+    tokio::time::sleep(Duration::from_millis(10)).await; // the callbacks' tasks run
+    for (i, o) in outcomes.lock().unwrap().iter().enumerate() {
+        let e = o.clone().unwrap_or_else(|| panic!("send {i}: no outcome after close")).unwrap_err();
+        assert_eq!(e.kind, SendErrorKind::ProducerClosed, "send {i}: {e}");
+    }
+}
+
+// KafkaProducer.close(Duration): waits up to the timeout for incomplete
+// sends, then fails the rest at once with a "closed forcefully" error;
+// the record in flight may have been written (indefinite).
+#[madsim::test]
+async fn close_with_timeout_waits_then_aborts_incomplete_sends() {
+    with_topic_nodes(|bootstrap, nodes| async move {
+        let (producer, outcomes) = stuck_sends(&bootstrap, nodes, 4).await;
+        let start = Instant::now();
+        let aborted = producer.close_with_timeout(Duration::from_millis(2_000)).await;
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(2_000) && waited < Duration::from_millis(2_100), "close returned after {waited:?}");
+        assert_eq!(aborted, 4);
+        assert_all_closed(&outcomes).await;
+        assert!(outcomes.lock().unwrap()[0].clone().unwrap().unwrap_err().indefinite, "the first record was in flight");
+        let e = producer.send(TOPIC, Some(0), None, Some(Bytes::from_static(b"late"))).await.unwrap_err();
+        assert_eq!((e.kind, e.indefinite), (SendErrorKind::ProducerClosed, false), "{e}");
+    })
+    .await;
+}
+
+// close(Duration.ZERO): no waiting at all, every incomplete send fails now.
+#[madsim::test]
+async fn close_with_zero_timeout_aborts_without_waiting() {
+    with_topic_nodes(|bootstrap, nodes| async move {
+        let (producer, outcomes) = stuck_sends(&bootstrap, nodes, 3).await;
+        let start = Instant::now();
+        assert_eq!(producer.close_with_timeout(Duration::ZERO).await, 3);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_all_closed(&outcomes).await;
+    })
+    .await;
+}
+
+// close(Duration) with a reachable cluster: everything completes within
+// the timeout and nothing is aborted.
+#[madsim::test]
+async fn close_with_timeout_returns_early_when_every_send_completes() {
+    with_topic(|bootstrap| async move {
+        let producer = Arc::new(Producer::new(bootstrap.clone(), cfg(&[("linger.ms", "500"), ("enable.idempotence", "false")])));
+        // Metadata known: the sends below append at once (Kafka's send blocks on it).
+        producer.send(TOPIC, Some(1), None, Some(Bytes::from_static(b"warm-up"))).await.expect("send");
+        let outcomes: Outcomes = Arc::new(Mutex::new(vec![None; 5]));
+        for i in 0..5 {
+            let slot = outcomes.clone();
+            let record = ProducerRecord::new(TOPIC, None, Some(Bytes::from(format!("c{i}")))).with_partition(1);
+            producer.send_with_callback(record, move |r| slot.lock().unwrap()[i] = Some(r));
+        }
+        let start = Instant::now();
+        assert_eq!(producer.close_with_timeout(Duration::from_secs(30)).await, 0);
+        assert!(start.elapsed() < Duration::from_secs(1), "close waited {:?}", start.elapsed());
+        tokio::time::sleep(Duration::from_millis(10)).await; // the callbacks' tasks run
+        let offsets: Vec<i64> = outcomes.lock().unwrap().iter().map(|o| o.clone().expect("completed").expect("sent").offset).collect();
+        assert_eq!(offsets, (1..6).collect::<Vec<i64>>());
+    })
+    .await;
+}
+
+/// Sends `n` compressible 100-byte values to `partition` one by one (1 ms
+/// apart, so closed batches go out, and feed the estimate, as later ones
+/// fill); returns the record count of each batch the broker stored.
+async fn compressible_batches(bootstrap: &[SocketAddr], codec: &str, partition: i32, n: usize) -> Vec<i32> {
+    let config = cfg(&[("compression.type", codec), ("batch.size", "1000"), ("linger.ms", "10000"), ("enable.idempotence", "false")]);
+    let producer = Arc::new(Producer::new(bootstrap.to_vec(), config));
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let record = ProducerRecord::new(TOPIC, None, Some(Bytes::from(format!("{i:x<100}")))).with_partition(partition);
+        tasks.push(producer.send_with_callback(record, |r| {
+            r.expect("send");
+        }));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    producer.close().await;
+    for t in tasks {
+        t.await.unwrap();
+    }
+    stored_batches(bootstrap, partition).await.iter().map(|b| b.record_count).collect()
+}
+
+// Kafka's CompressionRatioEstimator (RecordAccumulator/MemoryRecordsBuilder):
+// with compression, batches fill to batch.size by their estimated
+// compressed size, so once the estimate has learnt how well the values
+// compress a batch carries more records than batch.size / record size;
+// without compression it never does.
+#[madsim::test]
+async fn compressed_batches_carry_more_records_than_batch_size_over_record_size() {
+    with_topic(|bootstrap| async move {
+        // 100-byte values: 108-byte records, 8 fit in 1000 bytes with the 61-byte header.
+        let per_batch_plain = 8;
+        let plain = compressible_batches(&bootstrap, "none", 0, 300).await;
+        assert!(plain.iter().all(|&n| n <= per_batch_plain), "{plain:?}");
+        for (codec, p) in [("zstd", 1), ("gzip", 2)] {
+            let counts = compressible_batches(&bootstrap, codec, p, 800).await;
+            assert_eq!(counts.iter().sum::<i32>(), 800);
+            // The estimate creeps down 0.005 per batch: ~100 batches for a few more records each.
+            let most = *counts.iter().max().unwrap();
+            assert!(most > per_batch_plain, "{codec}: at most {most} records per batch: {counts:?}");
+            assert!(counts[0] <= per_batch_plain, "{codec}: the first batch assumes no gain: {counts:?}");
+        }
     })
     .await;
 }

@@ -9,7 +9,7 @@ use ksim_broker::config::Settings;
 use ksim_broker::controller::image::MetadataImage;
 use ksim_broker::controller::{run_controller, ControllerConfig, RaftStatus, IMAGE_PATH};
 use ksim_broker::observe::Observer;
-use ksim_broker::server::{run_broker, BrokerConfig};
+use ksim_broker::server::{run_broker_until, BrokerConfig, ShutdownSignal};
 use ksim_broker::storage::{DiskFaults, SimDisk, Storage};
 use crate::workload::{ClientControl, Recorder};
 use madsim::runtime::{Handle, NodeHandle};
@@ -33,6 +33,9 @@ pub struct ServerNode {
     /// Controllers only: the Raft role the process last reported (an
     /// observation channel per node, not global state).
     pub raft_status: Option<Arc<Mutex<RaftStatus>>>,
+    /// Brokers only: the graceful-shutdown signal of the current process
+    /// (replaced at every start).
+    pub shutdown: Option<Arc<Mutex<Arc<ShutdownSignal>>>>,
 }
 
 /// One simulated machine running a workload client (producer or
@@ -160,7 +163,7 @@ impl Cluster {
                         }
                     }
                 });
-                ServerNode { name, node, disk, addr, up: true, raft_status: Some(status) }
+                ServerNode { name, node, disk, addr, up: true, raft_status: Some(status), shutdown: None }
             })
             .collect();
         let log_dirs: Vec<String> = (0..spec.log_dirs.max(1)).map(|d| format!("/data{d}")).collect();
@@ -179,17 +182,21 @@ impl Cluster {
                     observer: observer.clone(),
                 };
                 let name = format!("broker-{i}");
+                let shutdown = Arc::new(Mutex::new(Arc::new(ShutdownSignal::new())));
+                let slot = shutdown.clone();
                 let node = start_server(&handle, &name, addr, &disk, move |storage| {
                     let config = config.clone();
                     // A fresh incarnation per process start, from the seeded rng.
                     let incarnation: u64 = madsim::rand::random();
+                    let signal = Arc::new(ShutdownSignal::new());
+                    *slot.lock().unwrap() = signal.clone();
                     async move {
-                        if let Err(e) = run_broker(storage, config, incarnation).await {
+                        if let Err(e) = run_broker_until(storage, config, incarnation, signal).await {
                             tracing::error!("broker stopped: {e}");
                         }
                     }
                 });
-                ServerNode { name, node, disk, addr, up: true, raft_status: None }
+                ServerNode { name, node, disk, addr, up: true, raft_status: None, shutdown: Some(shutdown) }
             })
             .collect();
         Cluster { handle, controllers, brokers, log_dirs, producers: Vec::new(), consumers: Vec::new() }
@@ -351,6 +358,25 @@ impl Cluster {
             n.disk.crash();
         }
         self.kill(target);
+    }
+
+    /// Graceful stop: a broker closes its logs (fsync, producer snapshots,
+    /// clean-shutdown marker) and its process ends; a controller's process
+    /// is stopped (its disk, as after a crash, keeps the page cache).
+    /// Clients are not stopped this way (false).
+    pub fn shutdown(&mut self, target: NodeRef) -> bool {
+        match self.server_mut(target).map(|n| n.shutdown.clone()) {
+            Some(Some(slot)) => {
+                slot.lock().unwrap().request();
+                self.set_up(target, false);
+                true
+            }
+            Some(None) => {
+                self.kill(target);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Power loss: unsynced page cache is lost (the last write may tear).

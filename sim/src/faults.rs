@@ -13,6 +13,12 @@
 //! servers and clients alike; a crashed client's history process ends with
 //! a `crash` op and it restarts as a new process.
 //!
+//! `shutdown` stops a broker gracefully (Kafka's clean shutdown: it stops
+//! serving, closes every log — fsync, producer snapshot at the log end —
+//! and writes `.kafka_cleanshutdown`, so its next start skips log
+//! recovery); a controller is simply stopped. With `duration_ms` (or at
+//! heal) it is started again, as after `crash`.
+//!
 //! Partition shapes (`shape = …` on a `partition`, see
 //! [`PartitionShape`]): `isolate` (default), `sets`, `one-way`, `bridge`,
 //! `majority`. Clients stay with the side that keeps working: every node but
@@ -153,6 +159,7 @@ pub fn supported(kind: &FaultKind) -> bool {
     matches!(
         kind,
         FaultKind::Crash
+            | FaultKind::Shutdown
             | FaultKind::Restart
             | FaultKind::PowerLoss
             | FaultKind::Pause
@@ -557,6 +564,10 @@ fn apply(inj: &mut Injector, c: &mut Cluster, ev: &FaultEvent, now_ms: u64, unti
             FaultKind::Crash if c.is_up(n) => {
                 c.crash(n);
                 ("crash".into(), ev.duration_ms.is_some().then_some(Undo::Restart(n)))
+            }
+            FaultKind::Shutdown if c.is_up(n) && n.is_server() => {
+                c.shutdown(n);
+                ("shutdown".into(), ev.duration_ms.is_some().then_some(Undo::Restart(n)))
             }
             FaultKind::PowerLoss if c.is_up(n) => {
                 c.power_loss(n, rng);

@@ -280,6 +280,10 @@ impl Eq for Probability {}
 #[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
     Crash,
+    /// Graceful broker stop (Kafka's clean shutdown: logs flushed and
+    /// closed, producer snapshots and the clean-shutdown marker written);
+    /// `restart` (or `duration_ms`) brings it back. A controller just stops.
+    Shutdown,
     Restart,
     Pause,
     Partition,
@@ -682,6 +686,7 @@ pub fn check_kind_target(kind: &FaultKind, t: &Target, clients: ClientCounts) ->
         FaultKind::DiskEio | FaultKind::DiskFull | FaultKind::DiskDirFail if client => {
             Err(format!("`{t}` is a client: disk faults hit brokers and controllers"))
         }
+        FaultKind::Shutdown if client => Err(format!("`{t}` is a client: shutdown stops brokers and controllers")),
         FaultKind::SlowConsumer => match t {
             Target::AssignConsumer(_) | Target::Consumer { .. } => Ok(()),
             Target::Random if clients.assign_consumers > 0 => Ok(()),
@@ -849,6 +854,19 @@ mod tests {
         for bad in ["broker", "broker:x", "leader:events", "leader:/0", "consumer:g1", "nobody:1", "coordinator:"] {
             assert!(bad.parse::<Target>().is_err(), "{bad} parsed");
         }
+    }
+
+    /// `shutdown` (a graceful broker stop) is a scenario kind for servers only.
+    #[test]
+    fn shutdown_kind_parses_and_targets_servers_only() {
+        let kind: FaultKind = serde_json::from_value(serde_json::json!("shutdown")).unwrap();
+        assert_eq!((kind.clone(), kind.to_string()), (FaultKind::Shutdown, "shutdown".to_string()));
+        let counts = ClientCounts { brokers: 3, controllers: 1, producers: 1, assign_consumers: 1, offsets_replication_factor: 3 };
+        for ok in [Target::Broker(0), Target::Controller(0), Target::AllBrokers, Target::Random] {
+            assert!(check_kind_target(&kind, &ok, counts).is_ok(), "{ok}");
+        }
+        let e = check_kind_target(&kind, &Target::Producer(0), counts).unwrap_err();
+        assert!(e.contains("client"), "{e}");
     }
 
     /// Every scenario file in the repository survives load → write → load.

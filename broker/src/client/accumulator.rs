@@ -6,7 +6,10 @@
 //!
 //! - Records go to the open batch of their partition; a batch closes when
 //!   the next record would take it past `batch.size` (a larger record gets
-//!   a batch of its own).
+//!   a batch of its own). With compression the records already in a batch
+//!   count at their estimated compressed size (Kafka's
+//!   `CompressionRatioEstimator`, see [`compression_ratio`]), so batches of
+//!   compressible records carry more of them.
 //! - A batch is sendable when it is closed, has waited `linger.ms`, a flush
 //!   or close is under way, or senders wait for buffer space; a retried
 //!   batch waits out its backoff (`retry.backoff.ms` doubling up to
@@ -40,7 +43,7 @@
 //!   partition whose unfinished batches carry an older epoch drains no new
 //!   batch until they finish, then restarts at 0 (KAFKA-12152).
 
-use super::error::{ClientError, SendError, PRODUCE_DEFINITE_CODES};
+use super::error::{ClientError, SendError, SendErrorKind, PRODUCE_DEFINITE_CODES};
 use super::producer::RecordMetadata;
 use crate::log::batch::HEADER_LEN;
 use bytes::{Bytes, BytesMut};
@@ -52,6 +55,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+
+pub mod compression_ratio;
+use compression_ratio::{estimated_size, CompressionRatios};
 
 /// Batches of one partition in flight at most with idempotence: the broker
 /// remembers the last 5 batches per producer for deduplication.
@@ -92,6 +98,8 @@ pub struct AccumulatorConfig {
     pub idempotent: bool,
     /// acks=0: a written request completes its batches without offsets.
     pub acks: i16,
+    /// `compression.type`: batches fill by their estimated compressed size.
+    pub compression: Compression,
 }
 
 /// One record waiting in a batch.
@@ -143,6 +151,8 @@ pub struct Batch {
     /// The records' sends already completed (delivery timeout while in
     /// flight): the response only updates sequence bookkeeping.
     pub abandoned: bool,
+    /// Its compression ratio went into the estimate (at its first encoding).
+    pub ratio_observed: bool,
 }
 
 impl Batch {
@@ -238,6 +248,8 @@ pub struct Accumulator {
     /// Rotates which partition a drain starts at (Kafka's drainIndex).
     drain_start: usize,
     rng: ChaCha8Rng,
+    /// Compression ratio estimates per topic and codec.
+    ratios: CompressionRatios,
 }
 
 /// Estimated encoded size of one record (Kafka's DefaultRecord.sizeInBytes
@@ -284,6 +296,7 @@ impl Accumulator {
             producer: None,
             drain_start: 0,
             rng,
+            ratios: CompressionRatios::default(),
         }
     }
 
@@ -306,13 +319,17 @@ impl Accumulator {
         }
         self.buffer_used += record.size;
         let batch_size = self.cfg.batch_size;
+        let (codec, ratio) = (self.cfg.compression, self.ratios.estimate(&tp.0, self.cfg.compression));
+        // Kafka's MemoryRecordsBuilder: the records in the batch at their
+        // estimated compressed size, the new one at its full size.
+        let estimated = |bytes: usize| estimated_size(HEADER_LEN, bytes - HEADER_LEN, codec, ratio);
         let q = self.partitions.entry(tp.clone()).or_default();
         if let Some(open) = q.batches.back_mut().filter(|b| !b.closed) {
-            if open.bytes + record.size <= batch_size {
+            if estimated(open.bytes) + record.size <= batch_size {
                 open.bytes += record.size;
                 open.count += 1;
                 open.records.push(record);
-                if open.bytes >= batch_size {
+                if estimated(open.bytes) >= batch_size {
                     open.closed = true;
                 }
                 return Ok(());
@@ -335,6 +352,7 @@ impl Accumulator {
             maybe_written: false,
             sequence: None,
             abandoned: false,
+            ratio_observed: false,
         });
         Ok(())
     }
@@ -376,15 +394,34 @@ impl Accumulator {
         self.closed
     }
 
-    /// Fails every batch not in flight (close without waiting, or drop).
+    /// Fails every batch not in flight (drop) with
+    /// [`SendErrorKind::ProducerClosed`].
     pub fn abort_queued(&mut self, why: &str) {
         let queues: Vec<Tp> = self.partitions.keys().cloned().collect();
         for tp in queues {
             let batches = std::mem::take(&mut self.partitions.get_mut(&tp).expect("listed").batches);
             for b in batches {
-                self.finish_failed(b, why.to_string(), None);
+                self.finish_failed_as(b, why.to_string(), None, SendErrorKind::ProducerClosed);
             }
         }
+    }
+
+    /// Kafka's `abortIncompleteBatches` (a forced close): fails every batch,
+    /// queued or in flight, with [`SendErrorKind::ProducerClosed`]. In-flight
+    /// ones are forgotten (their answers are ignored) and fail indefinite,
+    /// since the broker may have appended them. Returns how many records failed.
+    pub fn abort_incomplete(&mut self, why: &str) -> usize {
+        let mut records = self.partitions.values().flat_map(|q| q.batches.iter()).map(|b| b.records.len()).sum::<usize>();
+        self.abort_queued(why);
+        for (_, mut b) in std::mem::take(&mut self.in_flight) {
+            records += b.records.len();
+            b.maybe_written = true;
+            if let Some(q) = self.partitions.get_mut(&b.tp) {
+                q.in_flight = q.in_flight.saturating_sub(1);
+            }
+            self.finish_failed_as(b, why.to_string(), None, SendErrorKind::ProducerClosed);
+        }
+        records
     }
 
     // ---- idempotence ----
@@ -600,10 +637,22 @@ impl Accumulator {
         self.in_flight.get(&id)
     }
 
-    /// Encodes an in-flight batch as a v2 record batch.
-    pub fn encode(&self, id: u64, compression: Compression) -> anyhow::Result<Bytes> {
-        let batch = self.in_flight.get(&id).ok_or_else(|| anyhow::anyhow!("batch {id} is not in flight"))?;
-        encode_batch(batch, compression)
+    /// Encodes an in-flight batch as a v2 record batch; the first encoding
+    /// of a batch feeds its compression ratio into the estimate.
+    pub fn encode(&mut self, id: u64, compression: Compression) -> anyhow::Result<Bytes> {
+        let batch = self.in_flight.get_mut(&id).ok_or_else(|| anyhow::anyhow!("batch {id} is not in flight"))?;
+        let bytes = encode_batch(batch, compression)?;
+        if !batch.ratio_observed {
+            batch.ratio_observed = true;
+            let (compressed, uncompressed) = (bytes.len().saturating_sub(HEADER_LEN), batch.bytes.saturating_sub(HEADER_LEN));
+            self.ratios.observe(&batch.tp.0, compression, compressed, uncompressed);
+        }
+        Ok(bytes)
+    }
+
+    /// The compression ratio estimate for `topic` under the configured codec.
+    pub fn compression_ratio(&self, topic: &str) -> f32 {
+        self.ratios.estimate(topic, self.cfg.compression)
     }
 
     /// Fails batches past `delivery.timeout.ms`: queued ones are removed,
@@ -627,7 +676,7 @@ impl Accumulator {
         for b in self.in_flight.values_mut().filter(|b| !b.abandoned && b.delivery_deadline(&cfg) <= now) {
             b.abandoned = true;
             expired_count += 1;
-            let error = SendError { indefinite: true, message: why(b), error_code: None, attempts: b.attempts };
+            let error = SendError { indefinite: true, message: why(b), error_code: None, attempts: b.attempts, kind: SendErrorKind::Failed };
             for r in b.records.drain(..) {
                 let _ = r.done.send(Err(error.clone()));
             }
@@ -758,6 +807,10 @@ impl Accumulator {
     }
 
     fn finish_failed(&mut self, batch: Batch, message: String, code: Option<i16>) {
+        self.finish_failed_as(batch, message, code, SendErrorKind::Failed);
+    }
+
+    fn finish_failed_as(&mut self, batch: Batch, message: String, code: Option<i16>, kind: SendErrorKind) {
         if let Some(s) = batch.sequence {
             let q = self.partitions.get_mut(&batch.tp).expect("partition of a finished batch");
             q.seq.unfinished.remove(&s.base_sequence);
@@ -765,7 +818,7 @@ impl Accumulator {
             q.seq.unresolved = true;
         }
         self.buffer_used = self.buffer_used.saturating_sub(batch.bytes.saturating_sub(HEADER_LEN));
-        let error = SendError { indefinite: batch.maybe_written, message, error_code: code, attempts: batch.attempts };
+        let error = SendError { indefinite: batch.maybe_written, message, error_code: code, attempts: batch.attempts, kind };
         for r in batch.records {
             let _ = r.done.send(Err(error.clone()));
         }

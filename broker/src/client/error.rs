@@ -84,6 +84,21 @@ pub struct SendError {
     pub error_code: Option<i16>,
     /// How many produce requests were attempted.
     pub attempts: u32,
+    /// Why the send failed, when the cause is the client's own.
+    pub kind: SendErrorKind,
+}
+
+/// The client-side cause of a failed send.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SendErrorKind {
+    /// A broker error, a network failure, a timeout or a refused record
+    /// (`error_code` and `message` say which).
+    #[default]
+    Failed,
+    /// The producer was closed before the record completed: `close` with a
+    /// timeout that ran out (or zero), a send after close, or a dropped
+    /// producer (Kafka: "Producer is closed forcefully").
+    ProducerClosed,
 }
 
 impl std::fmt::Display for SendError {

@@ -45,7 +45,7 @@ pub use admin::{Admin, AlterConfigOp, ConfigEntry};
 pub use clock::ClientClock;
 pub use config::{AdminConfig, ConsumerConfig, Interceptors, NetworkConfig, OffsetReset, PartitionerChoice, ProducerConfig};
 pub use consumer::{Consumer, ConsumerRecord};
-pub use error::{ClientError, ConfigError, SendError};
+pub use error::{ClientError, ConfigError, SendError, SendErrorKind};
 pub use interceptor::{ProducerInterceptor, ProducerRecord};
 pub use partitioner::{murmur2, partition_for_key, BuiltInPartitioner, Partitioner, RandomPartitioner, RoundRobinPartitioner};
 pub use producer::{Producer, RecordMetadata};

@@ -25,7 +25,7 @@ use super::accumulator::{
     record_size, Accumulator, AccumulatorConfig, AppendRefused, BatchOutcome, PendingRecord, ProducerIdEpoch, Tp,
 };
 use super::config::{PartitionerChoice, ProducerConfig};
-use super::error::{ClientError, SendError};
+use super::error::{ClientError, SendError, SendErrorKind};
 use super::interceptor::{run_on_acknowledgement, run_on_send, ProducerRecord};
 use super::metadata::{is_stale_metadata_code, Cluster, Leader};
 use super::network::{Pool, Request};
@@ -111,7 +111,7 @@ enum ActivePartitioner {
 }
 
 fn definite(message: impl Into<String>, error_code: Option<i16>) -> SendError {
-    SendError { indefinite: false, message: message.into(), error_code, attempts: 0 }
+    SendError { indefinite: false, message: message.into(), error_code, attempts: 0, kind: SendErrorKind::Failed }
 }
 
 impl Producer {
@@ -138,6 +138,7 @@ impl Producer {
             max_in_flight: config.max_in_flight,
             idempotent: config.enable_idempotence,
             acks: config.acks,
+            compression: config.compression,
         };
         // The backoff jitter's rng, apart from the partitioner's draws.
         let acc = Accumulator::new(acc_config, ChaCha8Rng::seed_from_u64(seed ^ 0x6a09_e667_f3bc_c908));
@@ -229,8 +230,40 @@ impl Producer {
         self.inner.acc.lock().unwrap().close();
         self.inner.wake.notify_one();
         self.inner.wait_progress(|acc| acc.is_empty()).await;
+        self.stop_sender();
+    }
+
+    /// Kafka's `close(Duration)`: refuses new sends and waits up to
+    /// `timeout` for every appended record to complete; records still
+    /// queued or in flight then fail at once with
+    /// [`SendErrorKind::ProducerClosed`] (indefinite for those in flight:
+    /// the broker may have them), and the sender stops without waiting for
+    /// answers. `Duration::ZERO` aborts at once without waiting. Returns
+    /// how many records were aborted (0: everything completed in time).
+    pub async fn close_with_timeout(&self, timeout: Duration) -> usize {
+        self.inner.acc.lock().unwrap().close();
+        self.inner.wake.notify_one();
+        if !timeout.is_zero() {
+            let _ = tokio::time::timeout(timeout, self.inner.wait_progress(|acc| acc.is_empty())).await;
+        }
+        let aborted = self
+            .inner
+            .acc
+            .lock()
+            .unwrap()
+            .abort_incomplete(&format!("producer closed forcefully: close timeout of {} ms ran out", timeout.as_millis()));
+        if aborted > 0 {
+            tracing::debug!(aborted, "producer close timed out; records aborted");
+        }
+        self.stop_sender();
+        aborted
+    }
+
+    /// Lets the sender exit and wakes everyone waiting on the producer.
+    fn stop_sender(&self) {
         self.inner.shutdown.store(true, Ordering::SeqCst);
         self.inner.wake.notify_one();
+        self.inner.progress.notify_waiters();
     }
 
     /// Bytes of records held (for buffer.memory tests).
@@ -242,6 +275,12 @@ impl Producer {
     /// broker (bounded by max.in.flight.requests.per.connection).
     pub fn peak_in_flight(&self) -> usize {
         self.inner.acc.lock().unwrap().peak_node_in_flight()
+    }
+
+    /// The compression ratio estimate batches of `topic` are sized by
+    /// (Kafka's CompressionRatioEstimator; 1.0 without compression).
+    pub fn compression_ratio(&self, topic: &str) -> f32 {
+        self.inner.acc.lock().unwrap().compression_ratio(topic)
     }
 
     /// The idempotent producer's id and epoch, once known.
@@ -259,7 +298,13 @@ impl Producer {
         let result = match pending {
             Err(e) => Err(e),
             Ok(rx) => rx.await.unwrap_or_else(|_| {
-                Err(SendError { indefinite: true, message: "producer dropped before the send completed".into(), error_code: None, attempts: 0 })
+                Err(SendError {
+                    indefinite: true,
+                    message: "producer dropped before the send completed".into(),
+                    error_code: None,
+                    attempts: 0,
+                    kind: SendErrorKind::ProducerClosed,
+                })
             }),
         };
         run_on_acknowledgement(&self.inner.config.interceptors.0, &result);
@@ -324,7 +369,9 @@ impl Producer {
             notified.as_mut().enable();
             match inner.append(tp.clone(), pending) {
                 Ok(()) => return Ok(rx),
-                Err((AppendRefused::Closed, _)) => return Err(definite("producer is closed", None)),
+                Err((AppendRefused::Closed, _)) => {
+                    return Err(SendError { kind: SendErrorKind::ProducerClosed, ..definite("producer is closed", None) })
+                }
                 Err((AppendRefused::BufferFull, back)) => pending = back,
             }
             // Batches become sendable at once while someone waits for space.

@@ -20,6 +20,14 @@
 //! - Recovery (`Log::open`) trusts nothing but the data: it scans every
 //!   segment, truncates at the first invalid or partial batch, deletes any
 //!   later segment, and rebuilds the index.
+//! - After a clean shutdown ([`Log::close`], then the broker's
+//!   `.kafka_cleanshutdown` marker in the log dir), `Log::open_with(..,
+//!   LogRecovery::CleanShutdown)` trusts the files as Kafka does: no batch
+//!   is read whole or CRC-checked, only batch headers are walked (Kafka
+//!   reads its offset and time indexes; we have no time index), and the
+//!   producer state comes from the snapshot `close` wrote at the log end,
+//!   with nothing replayed. Headers that do not chain up fall back to full
+//!   recovery. [`Log::load_stats`] says which way the log was loaded.
 //!
 //! # Layout
 //!
@@ -100,6 +108,33 @@ pub struct AppendInfo {
     /// nothing was written, the offsets are the original batch's and
     /// `record_count` is 0.
     pub duplicate: bool,
+}
+
+/// How [`Log::open_with`] loads the segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogRecovery {
+    /// After a crash or power loss (no clean-shutdown marker): every batch
+    /// is read and validated, the log truncated at the first bad one.
+    Full,
+    /// After a clean shutdown (Kafka's `.kafka_cleanshutdown`): everything
+    /// was fsynced and the producer state snapshotted at the log end by
+    /// [`Log::close`]; only batch headers are walked.
+    CleanShutdown,
+}
+
+/// What opening the log did (observable proof of a skipped recovery).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadStats {
+    /// The segments were loaded as after a clean shutdown (false also when
+    /// a clean load was asked for but the headers did not chain up).
+    pub clean_shutdown: bool,
+    /// Batches read whole and CRC-checked while opening (0 after a clean load).
+    pub batches_validated: u64,
+    /// The producer state snapshot loaded (its offset), if any.
+    pub producer_snapshot: Option<i64>,
+    /// Idempotent producers' batches replayed from the log into the
+    /// producer state by the last load (0 when the snapshot was at the end).
+    pub producer_batches_replayed: u64,
 }
 
 /// Everything that can go wrong in the log.
@@ -236,6 +271,8 @@ pub struct Log {
     offline: bool,
     /// Idempotent producers' state, reflecting the log up to its end.
     producers: ProducerState,
+    /// How the log was opened and its producer state last loaded.
+    load_stats: LoadStats,
 }
 
 impl std::fmt::Debug for Log {
@@ -254,6 +291,12 @@ impl Log {
     /// batch of every segment is validated; at the first invalid or partial
     /// batch the segment is truncated and all later segments are deleted.
     pub fn open(storage: Arc<dyn Storage>, dir: &str, config: LogConfig) -> Result<Log, LogError> {
+        Log::open_with(storage, dir, config, LogRecovery::Full)
+    }
+
+    /// [`Log::open`], trusting the files when `recovery` says the last
+    /// process closed the log cleanly (see the module docs).
+    pub fn open_with(storage: Arc<dyn Storage>, dir: &str, config: LogConfig, recovery: LogRecovery) -> Result<Log, LogError> {
         assert!(config.segment_bytes > 0, "segment_bytes must be positive");
         storage.create_dir_all(dir)?;
         let mut bases = BTreeSet::new();
@@ -286,11 +329,14 @@ impl Log {
             last_flush_ms: None,
             offline: false,
             producers: ProducerState::new(),
+            load_stats: LoadStats::default(),
         };
 
+        let clean = recovery == LogRecovery::CleanShutdown && log.load_segments_clean(&bases)?;
+        log.load_stats.clean_shutdown = clean;
         let mut expected = log.log_start_offset;
         let mut corrupt_from: Option<i64> = None;
-        for &base in &bases {
+        for &base in bases.iter().filter(|_| !clean) {
             if corrupt_from.is_some() {
                 log.delete_segment_files(base)?;
                 continue;
@@ -358,6 +404,7 @@ impl Log {
                     break;
                 }
             };
+            self.load_stats.batches_validated += 1;
             if let Err(e) = header.validate(&data[range.clone()]) {
                 bad = Some(e.to_string());
                 break;
@@ -398,6 +445,53 @@ impl Log {
             self.storage.append(&index_path, &bytes)?;
         }
         Ok((seg, truncated))
+    }
+
+    /// Loads every segment as after a clean shutdown: walks the batch
+    /// headers only (no bodies read, no CRC checked, no index rewritten).
+    /// Returns false, having loaded nothing, when the headers do not chain
+    /// up from the log start to each file's end: then full recovery runs.
+    fn load_segments_clean(&mut self, bases: &BTreeSet<i64>) -> Result<bool, LogError> {
+        let mut segments = BTreeMap::new();
+        let mut epochs = Vec::new();
+        let mut expected = self.log_start_offset;
+        for &base in bases {
+            if base != expected {
+                tracing::warn!(dir = %self.dir, base, expected, "clean shutdown marker, but segments do not chain: full recovery");
+                return Ok(false);
+            }
+            let path = self.segment_path(base, LOG_SUFFIX);
+            let len = self.storage.len(&path)?;
+            let mut seg = Segment::new(base);
+            let mut pos = 0u64;
+            while pos < len {
+                let header = match self.storage.read_at(&path, pos, HEADER_LEN).map(|h| BatchHeader::parse(&h)) {
+                    Ok(Ok(h)) if h.base_offset == seg.next_offset && pos + h.total_len() as u64 <= len => h,
+                    _ => {
+                        tracing::warn!(dir = %self.dir, path, pos, "clean shutdown marker, but a batch header is off: full recovery");
+                        return Ok(false);
+                    }
+                };
+                seg.track_batch(&header, pos, self.config.index_interval_bytes);
+                epochs.push((header.partition_leader_epoch, header.base_offset));
+                pos += header.total_len() as u64;
+            }
+            seg.size = len;
+            expected = seg.next_offset;
+            segments.insert(base, seg);
+        }
+        for (epoch, start) in epochs {
+            if epoch >= 0 && self.epochs.latest_epoch().is_none_or(|l| epoch > l) {
+                self.epochs.assign(epoch, start)?;
+            }
+        }
+        self.segments = segments;
+        Ok(true)
+    }
+
+    /// How the log was opened and its producer state last loaded.
+    pub fn load_stats(&self) -> LoadStats {
+        self.load_stats
     }
 
     pub fn dir(&self) -> &str {
@@ -959,12 +1053,18 @@ impl Log {
         self.producers.remove_expired(now_ms, expiration_ms)
     }
 
-    /// Clean shutdown (Kafka's `Log.close`): everything fsynced and the
-    /// producer state snapshotted at the log end, so the next start replays
-    /// nothing.
+    /// Clean shutdown (Kafka's `Log.close`): every segment fsynced (data
+    /// an earlier process left in the page cache included) and the
+    /// producer state snapshotted at the log end, so the next start, told
+    /// by the broker's clean-shutdown marker, replays nothing.
     pub fn close(&mut self) -> Result<(), LogError> {
-        self.flush()?;
-        self.take_producer_snapshot()
+        self.ensure_online()?;
+        self.dirty_segments.extend(self.segments.keys().copied());
+        let result = self.flush().and_then(|()| self.take_producer_snapshot());
+        if result.is_err() {
+            self.offline = true;
+        }
+        result
     }
 
     fn snapshot_path(&self, offset: i64) -> String {
@@ -1018,6 +1118,7 @@ impl Log {
         let offsets = self.producer_snapshot_offsets()?;
         let mut state = ProducerState::new();
         let mut replay_from = self.log_start_offset;
+        let mut loaded = None;
         for &offset in offsets.iter().rev() {
             let path = self.snapshot_path(offset);
             if offset > leo {
@@ -1026,9 +1127,10 @@ impl Log {
             }
             let bytes = self.storage.read_all(&path)?;
             match ProducerState::decode_snapshot(&bytes) {
-                Ok((loaded, end)) if end == offset => {
-                    state = loaded;
+                Ok((snapshot, end)) if end == offset => {
+                    state = snapshot;
                     replay_from = offset.max(self.log_start_offset);
+                    loaded = Some(offset);
                     break;
                 }
                 Ok((_, end)) => tracing::warn!(path, end, "producer snapshot names another offset; deleting it"),
@@ -1044,6 +1146,8 @@ impl Log {
             }
         }
         tracing::debug!(dir = %self.dir, replay_from, replayed, producers = state.len(), "producer state loaded");
+        self.load_stats.producer_snapshot = loaded;
+        self.load_stats.producer_batches_replayed = replayed as u64;
         self.producers = state;
         Ok(())
     }

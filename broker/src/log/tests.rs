@@ -627,3 +627,103 @@ fn producer_snapshot_beyond_the_log_end_is_deleted_at_recovery() {
     assert_eq!(log.producer_state(), &before);
     assert!(log.producer_snapshot_offsets().unwrap().iter().all(|&o| o <= log.log_end_offset()));
 }
+
+fn open_clean(disk: &SimDisk, config: LogConfig) -> Log {
+    Log::open_with(Arc::new(disk.clone()), DIR, config, LogRecovery::CleanShutdown).expect("open clean")
+}
+
+// Kafka's Log.close + .kafka_cleanshutdown: after a clean close the next
+// open reads no batch whole (no CRC check) and loads the producer state
+// from the snapshot at the log end, replaying nothing; retries of the last
+// batches are still duplicates with their original offsets.
+#[test]
+fn clean_close_then_clean_open_skips_recovery_and_loads_the_producer_snapshot() {
+    let (d, _) = disk();
+    let (mut log, small) = producer_log(&d, 10);
+    let leo = log.log_end_offset();
+    let segments = log.segment_base_offsets();
+    let before = log.producer_state().clone();
+    assert!(*log.producer_snapshot_offsets().unwrap().last().unwrap() < leo, "the roll snapshots leave a tail to replay");
+    log.close().unwrap();
+    assert_eq!(log.producer_snapshot_offsets().unwrap().last(), Some(&leo), "close snapshots at the log end");
+    drop(log);
+    let mut log = open_clean(&d, small);
+    let stats = log.load_stats();
+    assert!(stats.clean_shutdown);
+    assert_eq!(stats.batches_validated, 0, "no segment rescanned");
+    assert_eq!((stats.producer_snapshot, stats.producer_batches_replayed), (Some(leo), 0));
+    assert_eq!((log.log_end_offset(), log.segment_base_offsets()), (leo, segments));
+    assert_eq!(log.producer_state(), &before);
+    for seq in 5..10 {
+        let dup = log.append_as_leader(&pbatch(0, seq, 1), 0).unwrap();
+        assert_eq!((dup.duplicate, dup.first_offset), (true, seq as i64), "seq {seq}");
+    }
+    let next = log.append_as_leader(&pbatch(0, 10, 1), 0).unwrap();
+    assert_eq!((next.duplicate, next.first_offset), (false, leo));
+    // Reads, index and all: the clean load built the same segments.
+    assert_eq!(read_all(&log).len() as i64, leo + 1);
+}
+
+// Without the marker (a crash) the same files are recovered in full: every
+// batch is CRC-checked and the producer state is rebuilt by replaying the
+// log after the newest roll snapshot.
+#[test]
+fn crash_without_close_recovers_fully_and_replays_producer_state_from_the_log() {
+    let (d, _) = disk();
+    let (log, small) = producer_log(&d, 10);
+    let before = log.producer_state().clone();
+    let newest = *log.producer_snapshot_offsets().unwrap().last().unwrap();
+    drop(log);
+    d.crash();
+    let log = open(&d, small);
+    let stats = log.load_stats();
+    assert!(!stats.clean_shutdown);
+    assert_eq!(stats.batches_validated, 10, "every batch read and checked");
+    assert_eq!(stats.producer_snapshot, Some(newest));
+    assert_eq!(stats.producer_batches_replayed, (10 - newest) as u64);
+    assert!(stats.producer_batches_replayed > 0);
+    assert_eq!(log.producer_state(), &before);
+}
+
+// A clean load trusts the files as Kafka does after a clean shutdown: a
+// flipped byte inside a record is not looked for at open (reads still
+// refuse it), while full recovery truncates there.
+#[test]
+fn clean_open_trusts_batch_bodies_full_recovery_checks_them() {
+    let (d, _) = disk();
+    let mut log = open(&d, config());
+    append_n(&mut log, 4);
+    log.close().unwrap();
+    drop(log);
+    let path = format!("{DIR}/{:020}.log", 0);
+    let mut bytes = d.read_all(&path).unwrap();
+    let second = iter_batches(&bytes).nth(1).unwrap().unwrap().1;
+    bytes[second.end - 1] ^= 0x40;
+    d.truncate(&path, 0).unwrap();
+    d.append(&path, &bytes).unwrap();
+    let clean = open_clean(&d, config());
+    assert_eq!((clean.load_stats().batches_validated, clean.log_end_offset()), (0, 12));
+    assert!(clean.read(3, i64::MAX, usize::MAX).is_err(), "reads still check the CRC");
+    drop(clean);
+    let full = open(&d, config());
+    assert_eq!(full.log_end_offset(), 3, "full recovery truncates at the corrupt batch");
+}
+
+// Headers that do not chain up (a torn tail) make a clean load fall back
+// to full recovery rather than trust them.
+#[test]
+fn clean_open_falls_back_to_full_recovery_on_a_torn_tail() {
+    let (d, _) = disk();
+    let mut log = open(&d, config());
+    append_n(&mut log, 3);
+    log.close().unwrap();
+    drop(log);
+    let path = format!("{DIR}/{:020}.log", 0);
+    let len = d.len(&path).unwrap();
+    d.truncate(&path, len - 5).unwrap();
+    let log = open_clean(&d, config());
+    let stats = log.load_stats();
+    assert!(!stats.clean_shutdown);
+    assert_eq!(stats.batches_validated, 2, "the two whole batches; the torn one is cut");
+    assert_eq!(log.log_end_offset(), 6);
+}

@@ -8,6 +8,9 @@ pub mod buggify;
 pub mod connection;
 pub mod fetcher;
 pub mod heartbeat;
+pub mod shutdown;
+
+pub use shutdown::{ShutdownReport, ShutdownSignal, CLEAN_SHUTDOWN_FILE};
 
 use crate::config::{defaults, Settings, TopicSettings};
 use crate::controller::image::MetadataImage;
@@ -70,6 +73,9 @@ pub struct LogDirs {
     /// Replicas whose dir is offline: requests for them get
     /// KAFKA_STORAGE_ERROR and the controller is told.
     pub offline_replicas: BTreeSet<TopicPartition>,
+    /// Replicas found at startup in a dir the last process shut down
+    /// cleanly, not opened yet: they open without recovery (see `shutdown`).
+    pub clean_replicas: BTreeSet<TopicPartition>,
 }
 
 /// `topic-partition` directory names back to their key (Kafka's naming;
@@ -118,6 +124,8 @@ pub struct BrokerShared {
     pub halt: Notify,
     /// The producer id block InitProducerId hands ids out of (KIP-730).
     pub producer_ids: tokio::sync::Mutex<crate::api::init_producer_id::ProducerIdBlockState>,
+    /// A graceful shutdown closed the logs: no replica opens any more.
+    pub stopping: std::sync::atomic::AtomicBool,
     start: tokio::time::Instant,
 }
 
@@ -144,12 +152,16 @@ impl BrokerShared {
     /// Finds every replica already on disk, dir by dir; a dir that cannot be
     /// listed starts offline. A replica found twice keeps its first dir.
     fn scan_log_dirs(&self) {
+        let clean = self.take_clean_shutdown_markers();
         let mut dirs = self.dirs.lock().unwrap();
         for dir in &self.config.log_dirs {
             let names = self.storage.create_dir_all(dir).and_then(|()| self.storage.list_dir(dir));
             match names {
                 Ok(names) => {
                     for key in names.iter().filter_map(|n| parse_replica_dir(n)) {
+                        if dirs.placement.get(&key).is_none_or(|d| d == dir) && clean.contains(dir) {
+                            dirs.clean_replicas.insert(key.clone());
+                        }
                         dirs.placement.entry(key).or_insert_with(|| dir.clone());
                     }
                 }
@@ -301,6 +313,7 @@ impl BrokerShared {
 
     /// Opens (recovering) or creates the local replica of a partition.
     pub fn open_partition(&self, topic: &str, partition: i32, hw_checkpoint: i64) -> anyhow::Result<Partition> {
+        anyhow::ensure!(!self.stopping.load(std::sync::atomic::Ordering::SeqCst), "broker {} is shutting down", self.config.id);
         let (state, topic_configs) = {
             let image = self.image.lock().unwrap();
             let t = image.topics.get(topic).ok_or_else(|| anyhow::anyhow!("unknown topic {topic}"))?;
@@ -309,11 +322,12 @@ impl BrokerShared {
         let settings = TopicSettings::resolve(&self.config.settings, &topic_configs);
         let log_dir = self.replica_dir(topic, partition)?;
         let dir = format!("{log_dir}/{topic}-{partition}");
+        let recovery = self.recovery_for(&(topic.to_string(), partition));
         let opened = self
             .storage
             .create_dir_all(&dir)
             .map_err(LogError::from)
-            .and_then(|()| Log::open(self.storage.clone(), &dir, self.log_config(&settings)));
+            .and_then(|()| Log::open_with(self.storage.clone(), &dir, self.log_config(&settings), recovery));
         let log = match opened {
             Ok(log) => log,
             Err(e) => {
@@ -330,6 +344,17 @@ impl BrokerShared {
 
 /// Runs a broker process until it is killed.
 pub async fn run_broker(storage: Arc<dyn Storage>, config: BrokerConfig, incarnation: u64) -> anyhow::Result<()> {
+    run_broker_until(storage, config, incarnation, Arc::new(ShutdownSignal::new())).await
+}
+
+/// Runs a broker process until it is killed or `shutdown` is requested;
+/// then it shuts down gracefully (see [`shutdown`]) and returns Ok.
+pub async fn run_broker_until(
+    storage: Arc<dyn Storage>,
+    config: BrokerConfig,
+    incarnation: u64,
+    shutdown: Arc<ShutdownSignal>,
+) -> anyhow::Result<()> {
     anyhow::ensure!(!config.log_dirs.is_empty(), "log.dirs is empty");
     let listen = config.listen;
     let shared = Arc::new(BrokerShared {
@@ -346,6 +371,7 @@ pub async fn run_broker(storage: Arc<dyn Storage>, config: BrokerConfig, incarna
         dirs_changed: Notify::new(),
         halt: Notify::new(),
         producer_ids: tokio::sync::Mutex::new(Default::default()),
+        stopping: std::sync::atomic::AtomicBool::new(false),
         start: tokio::time::Instant::now(),
     });
     shared.scan_log_dirs();
@@ -372,10 +398,16 @@ pub async fn run_broker(storage: Arc<dyn Storage>, config: BrokerConfig, incarna
             () = shared.halt.notified() => {
                 break Err(anyhow::anyhow!("broker {}: every log dir failed, shutting down", shared.config.id));
             }
+            () = shutdown.requested() => break Ok(()),
         }
     };
+    // Stop serving first: nothing may touch a log while it is closed.
+    drop(listener);
     for t in tasks {
         t.abort();
+    }
+    if result.is_ok() {
+        shutdown::complete(&shared, &shutdown);
     }
     result
 }

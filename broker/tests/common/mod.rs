@@ -3,7 +3,9 @@
 
 use ksim_broker::config::Settings;
 use ksim_broker::controller::{run_controller, ControllerConfig, RaftStatus};
-use ksim_broker::server::{run_broker, BrokerConfig};
+use ksim_broker::controller::image::MetadataImage;
+use ksim_broker::controller::IMAGE_PATH;
+use ksim_broker::server::{run_broker_until, BrokerConfig, ShutdownSignal};
 use ksim_broker::storage::{SimDisk, Storage};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -51,12 +53,58 @@ pub fn start_broker_on_disk(
     settings: Settings,
     disk: SimDisk,
 ) -> madsim::runtime::NodeHandle {
-    madsim::runtime::Handle::current()
+    start_broker_node(id, addr, controllers, settings, disk).node
+}
+
+/// A broker node with its disk and the graceful-shutdown signal of its
+/// current process.
+pub struct BrokerNode {
+    pub node: madsim::runtime::NodeHandle,
+    pub disk: SimDisk,
+    /// Replaced by every process start.
+    shutdown: Arc<Mutex<Arc<ShutdownSignal>>>,
+}
+
+impl BrokerNode {
+    /// kill -9: the disk keeps its page cache (written back as usual).
+    pub fn crash(&self) {
+        self.disk.crash();
+        madsim::runtime::Handle::current().kill(self.node.id());
+    }
+
+    /// Starts the process again (after a crash or a graceful shutdown).
+    pub fn start(&self) {
+        let handle = madsim::runtime::Handle::current();
+        handle.kill(self.node.id());
+        handle.restart(self.node.id());
+    }
+
+    /// Crash, then start again.
+    pub fn restart(&self) {
+        self.crash();
+        self.start();
+    }
+
+    /// Asks the running process to shut down gracefully and waits until
+    /// its logs are closed.
+    pub async fn shutdown(&self) {
+        let signal = self.shutdown.lock().unwrap().clone();
+        signal.request();
+        signal.finished().await;
+    }
+}
+
+/// Starts broker `id` on `disk`, able to shut down gracefully.
+pub fn start_broker_node(id: i32, addr: SocketAddr, controllers: Vec<SocketAddr>, settings: Settings, disk: SimDisk) -> BrokerNode {
+    let shutdown = Arc::new(Mutex::new(Arc::new(ShutdownSignal::new())));
+    let slot = shutdown.clone();
+    let d = disk.clone();
+    let node = madsim::runtime::Handle::current()
         .create_node()
         .name(format!("broker-{id}"))
         .ip(addr.ip())
         .init(move || {
-            let s: Arc<dyn Storage> = Arc::new(disk.clone());
+            let s: Arc<dyn Storage> = Arc::new(d.clone());
             let config = BrokerConfig {
                 id,
                 listen: addr,
@@ -67,9 +115,48 @@ pub fn start_broker_on_disk(
                 settings: settings.clone(),
                 observer: None,
             };
-            async move { run_broker(s, config, 1).await.unwrap() }
+            let signal = Arc::new(ShutdownSignal::new());
+            *slot.lock().unwrap() = signal.clone();
+            async move { run_broker_until(s, config, 1, signal).await.unwrap() }
         })
-        .build()
+        .build();
+    BrokerNode { node, disk, shutdown }
+}
+
+/// A controller quorum, brokers on disks the test keeps, and a client node.
+pub struct TestCluster {
+    pub controllers: Vec<ControllerNode>,
+    pub brokers: Vec<BrokerNode>,
+    pub bootstrap: Vec<SocketAddr>,
+    pub client: madsim::runtime::NodeHandle,
+}
+
+/// `controllers` controllers (with `controller_settings`) and `brokers`
+/// brokers (with `broker_settings`) at [`controller_addr`] and
+/// [`broker_addr`], and a client node at 10.0.3.1.
+pub fn start_cluster(controllers: usize, brokers: usize, controller_settings: Settings, broker_settings: Settings) -> TestCluster {
+    let voters: Vec<SocketAddr> = (0..controllers).map(controller_addr).collect();
+    let controllers = start_controllers(&voters, controller_settings);
+    let brokers = (0..brokers)
+        .map(|i| start_broker_node(i as i32, broker_addr(i), voters.clone(), broker_settings.clone(), SimDisk::new(5000)))
+        .collect::<Vec<_>>();
+    let bootstrap = (0..brokers.len()).map(broker_addr).collect();
+    TestCluster { controllers, brokers, bootstrap, client: client_node("10.0.3.1") }
+}
+
+impl TestCluster {
+    /// The running (`up`) controller that leads the highest term.
+    pub fn active_controller(&self, up: &[bool]) -> Option<(usize, u64)> {
+        active_controller(&self.controllers, up)
+    }
+
+    /// Controller `i`'s committed metadata image (empty before any).
+    pub fn image(&self, i: usize) -> MetadataImage {
+        match self.controllers[i].disk.read_all(IMAGE_PATH) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap(),
+            Err(_) => MetadataImage::default(),
+        }
+    }
 }
 
 /// One member of a controller quorum, with what a test observes of it.

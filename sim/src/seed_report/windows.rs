@@ -60,6 +60,7 @@ pub fn secs(ms: u64) -> String {
 /// later whose action is not listed here shows as an instant window.
 const PAIRS: &[(&str, &str, &str)] = &[
     ("crash", "crash", "restart"),
+    ("shutdown", "shutdown", "restart"),
     ("power-loss", "power-loss", "restart"),
     ("stop-for-restart", "restart", "restart"),
     ("pause", "pause", "resume"),
@@ -236,6 +237,15 @@ mod tests {
 
     fn act(t_ms: u64, action: &str, node: &str) -> FaultLogEntry {
         FaultLogEntry { t_ms, action: action.into(), node: node.into() }
+    }
+
+    #[test]
+    fn graceful_shutdown_and_restart_pair_into_one_window() {
+        let schedule = vec![ev(4000, FaultKind::Shutdown, "broker:2", Some(4000))];
+        let log = vec![act(4000, "shutdown", "broker-2"), act(8000, "restart", "broker-2")];
+        let w = windows(&schedule, &log, 40_000);
+        assert_eq!(w.len(), 1);
+        assert_eq!((w[0].kind.as_str(), w[0].start_ms, w[0].end_ms), ("shutdown", 4000, 8000));
     }
 
     #[test]

@@ -18,6 +18,7 @@ fn cfg() -> AccumulatorConfig {
         max_in_flight: 5,
         idempotent: false,
         acks: -1,
+        compression: Compression::None,
     }
 }
 
@@ -414,4 +415,54 @@ fn sequences_wrap_like_kafka() {
     assert_eq!(increment_sequence(5, 3), 8);
     assert_eq!(increment_sequence(i32::MAX, 1), 0);
     assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
+}
+
+/// Fills and sends `batches` batches of `record_len`-byte compressible
+/// values through the accumulator (each drained and encoded, so its ratio
+/// feeds the estimate); returns each batch's record count.
+fn records_per_batch(c: AccumulatorConfig, batches: usize, record_len: usize) -> Vec<i32> {
+    let codec = c.compression;
+    let mut a = acc(c);
+    let now = Instant::now();
+    let mut counts = Vec::new();
+    let mut rxs = Vec::new();
+    while counts.len() < batches {
+        let (r, rx) = rec(record_len); // 'x' repeated: compresses well
+        a.append(tp(0), r, now).map_err(|e| e.0).unwrap();
+        rxs.push(rx);
+        if a.partitions_with_batches().is_empty() || a.queued(&tp(0)) < 2 {
+            continue;
+        }
+        // The first batch closed: send it.
+        let ids = a.drain(now, 1, &[tp(0)]);
+        assert_eq!(ids.len(), 1);
+        counts.push(a.in_flight_batch(ids[0]).unwrap().count);
+        a.encode(ids[0], codec).unwrap();
+        a.complete(ids[0], BatchOutcome::Appended { base_offset: 0, log_append_time_ms: -1 }, now);
+        a.request_done(1);
+    }
+    counts
+}
+
+// Kafka's CompressionRatioEstimator: compressed batches fill by their
+// estimated compressed size. The estimate starts at 1.0 (with a 5 % margin:
+// slightly fewer records than uncompressed) and creeps down as batches
+// compress well, so later batches carry more records than batch.size /
+// record size; without compression every batch holds exactly that many.
+#[test]
+fn compressed_batches_fill_by_estimated_compressed_size() {
+    let record_len = 100;
+    let per_batch_plain = {
+        let (r, _rx) = rec(record_len);
+        ((1000 - HEADER_LEN) / r.size) as i32
+    };
+    let plain = records_per_batch(cfg(), 120, record_len);
+    assert!(plain.iter().all(|&n| n == per_batch_plain), "{plain:?}");
+    for codec in [Compression::Zstd, Compression::Gzip] {
+        let counts = records_per_batch(AccumulatorConfig { compression: codec, ..cfg() }, 120, record_len);
+        assert!(counts[0] <= per_batch_plain, "{codec:?}: the first batch trusts no gain: {counts:?}");
+        assert!(counts.windows(2).all(|w| w[1] >= w[0]), "{codec:?}: batches only grow: {counts:?}");
+        let last = *counts.last().unwrap();
+        assert!(last > per_batch_plain * 3 / 2, "{codec:?}: {last} records in the last batch vs {per_batch_plain} uncompressed: {counts:?}");
+    }
 }
