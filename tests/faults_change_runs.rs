@@ -333,15 +333,6 @@ fn coordinator_target_crashes_the_groups_coordinator() {
     assert_eq!(crash.node, format!("broker-{leader}"), "{:?}", art.fault_log);
 }
 
-#[test]
-fn coordinator_target_needs_enough_brokers_for_the_offsets_topic() {
-    let mut s = with(FaultAt::new(4_000, FaultKind::Crash, Target::Coordinator("g1".into()), Some(4_000)));
-    s.cluster.config.insert("offsets.topic.replication.factor".into(), toml::Value::Integer(4));
-    let text = s.to_toml().expect("serialises");
-    let err = Scenario::from_str(&text, "coord.toml").expect_err("4 > 3 brokers");
-    assert!(err.to_string().contains("offsets.topic.replication.factor"), "{err}");
-}
-
 /// A graceful `shutdown` of the leader changes what clients see (its
 /// partitions move, sends to it fail over), is logged as a shutdown and
 /// the broker comes back after `duration_ms`.

@@ -211,7 +211,6 @@ fn fault_option_errors_name_file_line_and_field() {
         ("kind = \"loss\"\ntarget = \"random\"\nrate = 1.5", "rate =", "rate", "(0, 1]"),
         ("kind = \"latency\"\ntarget = \"random\"\nlatency_ms = [500, 10]", "latency_ms", "latency_ms", "lo <= hi"),
         ("kind = \"clock-jump\"\ntarget = \"producer:0\"", "[[faults.at]]", "jump_ms", "needs jump_ms"),
-        ("kind = \"crash\"\ntarget = \"coordinator:g1\"", "coordinator:g1", "target", "consumer groups"),
         ("kind = \"crash\"\ntarget = \"consumer:g1/0\"", "consumer:g1/0", "target", "consumer:N"),
         ("kind = \"crash\"\ntarget = \"producer:1\"", "producer:1", "target", "1 producer process"),
         ("kind = \"crash\"\ntarget = \"broker:3\"", "broker:3", "target", "3 broker(s)"),
@@ -229,6 +228,20 @@ fn fault_option_errors_name_file_line_and_field() {
         let e = fault_rejected(fault, needle, field);
         assert!(e.contains(message), "{fault}: {e}");
     }
+}
+
+/// `coordinator:GROUP` is accepted when the cluster can hold the offsets
+/// topic (offsets.topic.replication.factor brokers, default 3) and rejected
+/// with the field named when it cannot.
+#[test]
+fn coordinator_target_needs_offsets_topic_replication_factor_brokers() {
+    let fault = "kind = \"crash\"\ntarget = \"coordinator:g1\"";
+    let ok = Scenario::from_str(&with_fault(fault), "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ok.faults.at[0].target, Target::Coordinator("g1".into()));
+    let text = with_fault(fault).replacen("brokers = 3", "brokers = 3\nconfig = { \"offsets.topic.replication.factor\" = 5 }", 1);
+    let e = err(&text);
+    assert_eq!((e.line, e.field.as_deref()), (line_of(&text, "coordinator:g1"), Some("target")), "{e}");
+    assert!(e.to_string().contains("needs 5 brokers"), "{e}");
 }
 
 #[test]
