@@ -327,8 +327,8 @@ fn coordinator_target_crashes_the_groups_coordinator() {
         .observations
         .iter()
         .filter(|o| o.t_ms <= crash.t_ms && o.obs.topic == GROUP_METADATA_TOPIC && o.obs.partition == p)
-        .filter_map(|o| matches!(o.obs.event, ObsEvent::BecameLeader { .. }).then_some(o.obs.broker))
-        .last()
+        .rev()
+        .find_map(|o| matches!(o.obs.event, ObsEvent::BecameLeader { .. }).then_some(o.obs.broker))
         .expect("the offsets partition has a leader before the crash");
     assert_eq!(crash.node, format!("broker-{leader}"), "{:?}", art.fault_log);
 }

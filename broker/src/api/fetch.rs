@@ -1,5 +1,5 @@
-//! Fetch: consumers read below the high watermark; followers (replica_id
-//! >= 0) read to the log end, report their position and get diverging-epoch
+//! Fetch: consumers read below the high watermark; followers
+//! (`replica_id >= 0`) read to the log end, report their position and get diverging-epoch
 //! answers (KIP-595). An empty answer long-polls up to max_wait_ms.
 
 use crate::replica::FetchData;

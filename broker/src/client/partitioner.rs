@@ -239,7 +239,7 @@ mod tests {
             (b"a-little-bit-long-string", -985_981_536),
             (b"a-little-bit-longer-string", -1_486_304_829),
             (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
-            (&[b'a', b'b', b'c'], 479_470_107),
+            (b"abc", 479_470_107),
         ];
         for (key, want) in cases {
             assert_eq!(murmur2(key), *want, "murmur2({:?})", String::from_utf8_lossy(key));

@@ -40,7 +40,7 @@ pub fn validate_create_topic(image: &MetadataImage, name: &str, partitions: i32,
     if name.is_empty() || name.len() > 249 || name == "." || name == ".." || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
         return Err(err(ResponseError::InvalidTopicException, format!("invalid topic name {name:?}")));
     }
-    if partitions < 1 || partitions > MAX_PARTITIONS_PER_TOPIC {
+    if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
         return Err(err(ResponseError::InvalidPartitions, format!("partitions {partitions}")));
     }
     let brokers = image.brokers.len();

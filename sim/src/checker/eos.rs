@@ -25,6 +25,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub const KEY: &str = "eos-violation";
 
+/// ((input partition, value), the committed transform that consumed it).
+type Consumed = ((Part, i64), usize);
+
 pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
     let mut out = Vec::new();
     let mut push = |partition: &str, value: i64, offset: Option<i64>, detail: String| {
@@ -32,7 +35,7 @@ pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
     };
     // Per group: ((input partition, value), a committed transform that
     // consumed it), in history order.
-    let mut consumed: BTreeMap<&str, Vec<((Part, i64), usize)>> = BTreeMap::new();
+    let mut consumed: BTreeMap<&str, Vec<Consumed>> = BTreeMap::new();
     // Outputs of committed transforms: (partition, value) → the transform.
     let mut outputs: DetMap<(Part, i64), usize> = DetMap::default();
     // Per group, partition → the last committed offset.

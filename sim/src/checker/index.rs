@@ -339,12 +339,8 @@ mod tests {
 
     #[test]
     fn fx_hash_is_fixed_and_spreads_small_keys() {
-        use std::hash::{BuildHasher, Hash};
-        let hash = |k: (&str, i64)| {
-            let mut h = BuildHasherDefault::<FxHasher>::default().build_hasher();
-            k.hash(&mut h);
-            h.finish()
-        };
+        use std::hash::BuildHasher;
+        let hash = |k: (&str, i64)| BuildHasherDefault::<FxHasher>::default().hash_one(k);
         assert_eq!(hash(("events/0", 7)), hash(("events/0", 7)));
         assert_ne!(hash(("events/0", 7)), hash(("events/0", 8)));
         assert_ne!(hash(("events/0", 7)), hash(("events/1", 7)));

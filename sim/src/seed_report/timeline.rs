@@ -76,9 +76,12 @@ struct Segment {
     isr: Vec<i32>,
 }
 
+/// A partition's lane: leader segments and ISR changes `(t_ms, isr)`.
+type PartitionLane = (Vec<Segment>, Vec<(u64, Vec<i32>)>);
+
 /// Per partition, leader segments and ISR-change times (with the ISR).
-fn partition_history(r: &SeedReport<'_>) -> BTreeMap<String, (Vec<Segment>, Vec<(u64, Vec<i32>)>)> {
-    let mut out: BTreeMap<String, (Vec<Segment>, Vec<(u64, Vec<i32>)>)> = BTreeMap::new();
+fn partition_history(r: &SeedReport<'_>) -> BTreeMap<String, PartitionLane> {
+    let mut out: BTreeMap<String, PartitionLane> = BTreeMap::new();
     for o in r.observations {
         let p = format!("{}/{}", o.obs.topic, o.obs.partition);
         match &o.obs.event {

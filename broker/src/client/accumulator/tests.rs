@@ -276,7 +276,7 @@ fn idempotent_sequences_are_kept_across_retries_and_at_most_five_are_in_flight()
     for id in &ids[2..] {
         a.complete(*id, err(OUT_OF_ORDER_SEQUENCE_NUMBER), now);
     }
-    assert_eq!(a.sequence_state(&tp(0)).unwrap().4, false, "gaps behind unacked batches need no bump");
+    assert!(!a.sequence_state(&tp(0)).unwrap().4, "gaps behind unacked batches need no bump");
     let later = now + Duration::from_secs(5);
     let mut resent = Vec::new();
     while let Some(id) = drain_one(&mut a, later) {
@@ -362,7 +362,7 @@ fn an_expired_batch_blocks_new_batches_until_resolved() {
     assert_eq!(drain_one(&mut a, late), None, "unresolved: the new batch waits");
     a.complete(second, ok(1), late);
     a.ready(late, leader);
-    assert_eq!(a.sequence_state(&tp(0)).unwrap().3, false, "resolved: seq 1 acked implies seq 0 written");
+    assert!(!a.sequence_state(&tp(0)).unwrap().3, "resolved: seq 1 acked implies seq 0 written");
     let next = drain_one(&mut a, late + Duration::from_millis(10)).unwrap();
     assert_eq!((seq_of(&a, next), a.producer().unwrap().epoch), (2, 0), "no bump needed");
 }
