@@ -70,23 +70,22 @@ async fn lookup(shared: &Arc<BrokerShared>, key_type: i8, key: &str) -> Lookup {
         return Err((ResponseError::InvalidRequest, format!("unknown coordinator key type {key_type}")));
     };
     let topic = kind.topic();
-    let known = shared.image.lock().unwrap().topics.get(topic).map(|t| t.partitions.len() as i32);
-    let Some(partitions) = known else {
+    let image = shared.image.lock().unwrap().clone();
+    let Some(info) = image.topics.get(topic) else {
         create_internal_topic(shared, kind).await;
         return Err((ResponseError::CoordinatorNotAvailable, format!("{topic} is being created")));
     };
-    if partitions == 0 {
+    if info.partitions.is_empty() {
         return Err((ResponseError::CoordinatorNotAvailable, format!("{topic} has no partitions")));
     }
     // Placement uses the topic's actual partition count, which is the
     // configured one unless an operator changed the setting afterwards
     // (Kafka warns against that: groups would move).
-    let partition = partition_for(key, partitions);
-    let image = shared.image.lock().unwrap().clone();
-    let leader = image
-        .topics
-        .get(topic)
-        .and_then(|t| t.partitions.iter().find(|p| p.partition == partition))
+    let partition = partition_for(key, info.partitions.len() as i32);
+    let leader = info
+        .partitions
+        .iter()
+        .find(|p| p.partition == partition)
         .map(|p| p.leader)
         .filter(|&l| l != NO_LEADER && !image.is_fenced(l));
     match leader.and_then(|l| image.brokers.get(&l)) {

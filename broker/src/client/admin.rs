@@ -143,7 +143,6 @@ impl Admin {
             .with_resource_type(resource_type)
             .with_resource_name(StrBytes::from_string(name.to_string()))
             .with_configuration_keys(None)]);
-        let out = std::sync::Mutex::new(BTreeMap::new());
         self.retrying(&format!("describe configs {name}"), || async {
             let candidates = self.cluster.any_brokers();
             let candidates = match (resource_type, name.parse::<i32>()) {
@@ -161,15 +160,12 @@ impl Admin {
             if r.error_code != 0 {
                 return Err(ClientError::broker(r.error_code, format!("describe configs {name}"), r.error_message.as_ref().map(|m| m.as_str())));
             }
-            *out.lock().unwrap() = r
-                .configs
+            Ok(r.configs
                 .iter()
                 .map(|c| (c.name.to_string(), ConfigEntry { value: c.value.as_ref().map(|v| v.to_string()), source: c.config_source }))
-                .collect();
-            Ok(())
+                .collect())
         })
-        .await?;
-        Ok(out.into_inner().unwrap())
+        .await
     }
 
     /// Applies SET / DELETE operations to a topic's config overrides
@@ -240,40 +236,34 @@ impl Admin {
     pub async fn find_coordinator(&self, key_type: i8, key: &str) -> Result<i32, ClientError> {
         use kafka_protocol::messages::FindCoordinatorRequest;
         let request = FindCoordinatorRequest::default().with_key(StrBytes::from_string(key.to_string())).with_key_type(key_type);
-        let deadline = Instant::now() + Duration::from_millis(self.config.default_api_timeout_ms);
-        loop {
+        self.retrying(&format!("find coordinator {key}"), || async {
             let candidates = self.cluster.any_brokers();
-            let e = match self
+            let (_, resp) = self
                 .cluster
                 .call_any(ApiKey::FindCoordinator, FIND_COORDINATOR_VERSION, RequestKind::FindCoordinator(request.clone()), &candidates)
-                .await
-            {
-                Ok((_, ResponseKind::FindCoordinator(r))) if r.error_code == 0 => return Ok(r.node_id.0),
-                Ok((_, ResponseKind::FindCoordinator(r))) => {
-                    ClientError::broker(r.error_code, format!("find coordinator {key}"), r.error_message.as_ref().map(|m| m.as_str()))
-                }
-                Ok(_) => ClientError::Malformed("FindCoordinator: wrong response kind".into()),
-                Err(e) => e,
+                .await?;
+            let ResponseKind::FindCoordinator(r) = resp else {
+                return Err(ClientError::Malformed("FindCoordinator: wrong response kind".into()));
             };
-            if !e.is_retriable() || Instant::now() >= deadline {
-                return Err(e);
+            match r.error_code {
+                0 => Ok(r.node_id.0),
+                code => Err(ClientError::broker(code, format!("find coordinator {key}"), r.error_message.as_ref().map(|m| m.as_str()))),
             }
-            tracing::debug!("find coordinator {key}: retrying after {e}");
-            tokio::time::sleep(Duration::from_millis(self.config.network.retry_backoff_ms)).await;
-        }
+        })
+        .await
     }
 
     /// Runs `op` until it succeeds, fails with a non-retriable error, or
     /// default.api.timeout.ms passes.
-    async fn retrying<F, Fut>(&self, what: &str, op: F) -> Result<(), ClientError>
+    async fn retrying<T, F, Fut>(&self, what: &str, op: F) -> Result<T, ClientError>
     where
         F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<(), ClientError>>,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
     {
         let deadline = Instant::now() + Duration::from_millis(self.config.default_api_timeout_ms);
         loop {
             match op().await {
-                Ok(()) => return Ok(()),
+                Ok(v) => return Ok(v),
                 Err(e) if e.is_retriable() && Instant::now() < deadline => {
                     tracing::debug!("{what}: retrying after {e}");
                     self.cluster.invalidate();
