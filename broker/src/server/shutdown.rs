@@ -52,15 +52,7 @@ impl ShutdownSignal {
 
     /// Resolves once a shutdown was asked for.
     pub async fn requested(&self) {
-        loop {
-            let notified = self.wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.is_requested() {
-                return;
-            }
-            notified.await;
-        }
+        until_set(&self.requested, &self.wake).await
     }
 
     /// Every log was closed and the markers written (or the attempt ended).
@@ -70,20 +62,27 @@ impl ShutdownSignal {
 
     /// Resolves once the shutdown finished.
     pub async fn finished(&self) {
-        loop {
-            let notified = self.done.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.is_finished() {
-                return;
-            }
-            notified.await;
-        }
+        until_set(&self.finished, &self.done).await
     }
 
     fn finish(&self) {
         self.finished.store(true, Ordering::SeqCst);
         self.done.notify_waiters();
+    }
+}
+
+/// Resolves once `flag` is set; whoever sets it notifies `wake` after.
+/// The waiter registers before reading the flag, so a notification between
+/// the read and the wait is not lost.
+async fn until_set(flag: &AtomicBool, wake: &Notify) {
+    loop {
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if flag.load(Ordering::SeqCst) {
+            return;
+        }
+        notified.await;
     }
 }
 
