@@ -31,6 +31,7 @@
 
 pub mod accumulator;
 pub mod admin;
+pub mod assignor;
 pub mod clock;
 pub mod config;
 pub mod consumer;
