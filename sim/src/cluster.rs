@@ -11,6 +11,8 @@ use ksim_broker::controller::{run_controller, ControllerConfig, RaftStatus, IMAG
 use ksim_broker::observe::Observer;
 use ksim_broker::server::{run_broker_until, BrokerConfig, ShutdownSignal};
 use ksim_broker::storage::{DiskFaults, SimDisk, Storage};
+use crate::checker::liveness::MemberView;
+use crate::scenario::Target;
 use crate::workload::{ClientControl, Recorder};
 use madsim::runtime::{Handle, NodeHandle};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -94,8 +96,10 @@ pub struct Cluster {
     pub log_dirs: Vec<String>,
     /// Producer processes, `producer:N` = index N.
     pub producers: Vec<ClientNode>,
-    /// Assign-mode consumer processes, `consumer:N` = index N.
+    /// Consumer processes (assign mode and group members), in creation order.
     pub consumers: Vec<ClientNode>,
+    /// The scenario target naming each of `consumers`.
+    pub consumer_targets: Vec<Target>,
 }
 
 /// Inputs to build a cluster (from the scenario's `[cluster]`).
@@ -199,7 +203,7 @@ impl Cluster {
                 ServerNode { name, node, disk, addr, up: true, raft_status: None, shutdown: Some(shutdown) }
             })
             .collect();
-        Cluster { handle, controllers, brokers, log_dirs, producers: Vec::new(), consumers: Vec::new() }
+        Cluster { handle, controllers, brokers, log_dirs, producers: Vec::new(), consumers: Vec::new(), consumer_targets: Vec::new() }
     }
 
     /// Starts a client machine at `ip` whose process runs `workload(process
@@ -218,9 +222,9 @@ impl Cluster {
         F: Fn(u64) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = ()> + 'static,
     {
-        let node_ref = match role {
+        let node_ref = match &role {
             ClientRole::Producer => NodeRef::Producer(self.producers.len()),
-            ClientRole::Consumer => NodeRef::Consumer(self.consumers.len()),
+            ClientRole::Consumer(_) => NodeRef::Consumer(self.consumers.len()),
         };
         let name = node_ref.to_string();
         let incarnation = Arc::new(Mutex::new(Incarnation::default()));
@@ -253,7 +257,10 @@ impl Cluster {
         let client = ClientNode { name, node, up: true, control, incarnation, recorder: recorder.clone() };
         match role {
             ClientRole::Producer => self.producers.push(client),
-            ClientRole::Consumer => self.consumers.push(client),
+            ClientRole::Consumer(target) => {
+                self.consumers.push(client);
+                self.consumer_targets.push(target);
+            }
         }
         node_ref
     }
@@ -261,6 +268,25 @@ impl Cluster {
     /// Every client's current process has finished its workload.
     pub fn clients_finished(&self) -> bool {
         self.producers.iter().chain(&self.consumers).all(|c| c.finished())
+    }
+
+    /// The consumer a `consumer:N` or `consumer:GROUP/N` target names.
+    pub fn consumer_named(&self, target: &Target) -> Option<NodeRef> {
+        self.consumer_targets.iter().position(|t| t == target).map(NodeRef::Consumer)
+    }
+
+    /// The live members of consumer group `group` (up, workload still
+    /// running) as the liveness watch sees them.
+    pub fn group_members(&self, group: &str) -> Vec<MemberView> {
+        self.consumers
+            .iter()
+            .zip(&self.consumer_targets)
+            .filter(|(c, t)| matches!(t, Target::Consumer { group: g, .. } if g == group) && c.up)
+            .filter_map(|(c, _)| {
+                let i = c.incarnation.lock().unwrap();
+                (!i.finished).then(|| MemberView { process: i.process, joined: c.control.membership() })
+            })
+            .collect()
     }
 
     /// The client behind a client `NodeRef`.
@@ -437,10 +463,12 @@ impl Cluster {
 }
 
 /// Which kind of client a client node runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientRole {
     Producer,
-    Consumer,
+    /// A consumer, with the scenario target that names it (`consumer:N`
+    /// or `consumer:GROUP/N`).
+    Consumer(Target),
 }
 
 /// A node by role and index (broker index = broker id; producer and
@@ -450,7 +478,7 @@ pub enum NodeRef {
     Broker(usize),
     Controller(usize),
     Producer(usize),
-    /// An assign-mode consumer.
+    /// A consumer (assign mode or group member), by creation order.
     Consumer(usize),
 }
 

@@ -260,24 +260,16 @@ pub fn swarm_subset(kinds: &[FaultKind], rng: &mut ChaCha8Rng) -> Vec<FaultKind>
 /// used).
 fn random_target(scenario: &Scenario, random: &RandomFaults, kind: &FaultKind, rng: &mut ChaCha8Rng) -> Target {
     let clients = ClientCounts::of(scenario);
-    let any_client = |rng: &mut ChaCha8Rng| {
-        let n = rng.random_range(0..clients.producers + clients.assign_consumers);
-        if n < clients.producers {
-            Target::Producer(n)
-        } else {
-            Target::AssignConsumer(n - clients.producers)
-        }
-    };
+    let any_client = |rng: &mut ChaCha8Rng| clients.client(rng.random_range(0..clients.clients()));
     match kind {
         FaultKind::Latency | FaultKind::Loss => Target::Random,
-        FaultKind::SlowConsumer if clients.assign_consumers > 0 => {
-            Target::AssignConsumer(rng.random_range(0..clients.assign_consumers))
+        FaultKind::SlowConsumer if !clients.consumers.is_empty() => {
+            clients.consumers[rng.random_range(0..clients.consumers.len())].clone()
         }
-        FaultKind::ClockJump if clients.producers + clients.assign_consumers > 0 => any_client(rng),
+        FaultKind::ClockJump if clients.clients() > 0 => any_client(rng),
         FaultKind::SlowConsumer | FaultKind::ClockJump => Target::Random,
         FaultKind::Crash | FaultKind::Restart
-            if random.client_crashes.is_some_and(|p| rng.random_bool(p.0))
-                && clients.producers + clients.assign_consumers > 0 =>
+            if random.client_crashes.is_some_and(|p| rng.random_bool(p.0)) && clients.clients() > 0 =>
         {
             any_client(rng)
         }
@@ -757,7 +749,7 @@ pub fn resolve(c: &Cluster, target: &Target, rng: &mut ChaCha8Rng) -> Vec<NodeRe
             .map(|l| vec![NodeRef::Broker(l as usize)])
             .unwrap_or_default(),
         Target::Producer(n) if (*n as usize) < c.producers.len() => vec![NodeRef::Producer(*n as usize)],
-        Target::AssignConsumer(n) if (*n as usize) < c.consumers.len() => vec![NodeRef::Consumer(*n as usize)],
+        Target::AssignConsumer(_) | Target::Consumer { .. } => c.consumer_named(target).into_iter().collect(),
         Target::Random => vec![NodeRef::Broker(rng.random_range(0..nb))],
         _ => Vec::new(),
     }

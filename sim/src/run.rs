@@ -7,9 +7,9 @@ use crate::faults::{self, FaultEvent, FaultLogEntry};
 use crate::history::History;
 use crate::observations::{Observed, RunObserver};
 use crate::report::{SeedArtifacts, SeedResult, Verdict};
-use crate::scenario::{FaultKind, Scenario, Target};
+use crate::scenario::{ClientCounts, FaultKind, Scenario, Target};
 use crate::trace::TraceHasher;
-use crate::workload::{self, consumer, producer, ClientControl, Event, Recorder};
+use crate::workload::{self, consumer, group_consumer, producer, ClientControl, Event, Recorder};
 use ksim_broker::client::admin::COORDINATOR_GROUP;
 use ksim_broker::client::{Admin, AdminConfig, Consumer, ConsumerConfig};
 use ksim_broker::config::Settings;
@@ -40,6 +40,9 @@ pub struct RunOutput {
     /// Partitions without a leader or a full-enough ISR `liveness_ms` after
     /// heal (empty: the cluster recovered in time).
     pub unrecovered: Vec<String>,
+    /// Consumer groups not stable `liveness_ms` after heal, with why
+    /// ([`checker::liveness::group_unstable`]; empty: all stable).
+    pub unstable_groups: Vec<String>,
     /// With `[faults] random.swarm`: the kinds this seed enabled.
     pub swarm_kinds: Option<Vec<FaultKind>>,
     /// What brokers reported about their replicas, in order, stamped in
@@ -92,6 +95,7 @@ pub fn judge(scenario: &Scenario, seed: u64, out: RunOutput, wall_ms: u64) -> Se
     let mut anomalies = checker::check_run(&history, &out.observations).anomalies;
     anomalies.extend(checker::liveness::check(out.final_reads_complete, scenario.run.final_poll_ms));
     anomalies.extend(checker::liveness::check_recovery(&out.unrecovered, scenario.run.liveness_ms));
+    anomalies.extend(checker::liveness::check_groups(&out.unstable_groups, scenario.run.liveness_ms));
     let check = checker::CheckResult::from_anomalies(anomalies);
     let mut result =
         SeedResult::judge(scenario, seed, history, check, hasher.finish(), out.sim_ms, wall_ms, out.faults.len() as u64);
@@ -131,6 +135,24 @@ pub fn to_history(events: &[Event]) -> History {
             Event::Poll { process, t_ms, reads } => Op::poll_ok(*process, *t_ms, reads.clone()),
             Event::Assign { process, t_ms, partitions } => Op::assign_ok(*process, *t_ms, partitions.clone()),
             Event::Crash { process, t_ms } => Op::crash_info(*process, *t_ms),
+            Event::Subscribe { process, t_ms, group, topics } => {
+                let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+                Op::subscribe_ok(*process, *t_ms, group, &topics)
+            }
+            Event::Rebalance { process, t_ms, group, generation, assigned, revoked } => {
+                let assigned: Vec<&str> = assigned.iter().map(String::as_str).collect();
+                let revoked: Vec<&str> = revoked.iter().map(String::as_str).collect();
+                Op::rebalance_ok(*process, *t_ms, group, *generation, &assigned, &revoked)
+            }
+            Event::Commit { process, t_ms, group, offsets, outcome } => {
+                let offsets: Vec<(&str, i64)> = offsets.iter().map(|(p, o)| (p.as_str(), *o)).collect();
+                let op = Op::commit_ok(*process, *t_ms, group, &offsets);
+                match outcome {
+                    workload::SendOutcome::Ok(_) => op,
+                    workload::SendOutcome::Fail(e) => Op { op_type: OpType::Fail, ..op }.with_error(e),
+                    workload::SendOutcome::Info(e) => Op { op_type: OpType::Info, ..op }.with_error(e),
+                }
+            }
         };
         h.push(op);
     }
@@ -150,10 +172,6 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
     for k in sc.faults.at.iter().map(|f| &f.kind).chain(sc.faults.random.iter().flat_map(|r| &r.kinds)) {
         anyhow::ensure!(faults::supported(k), "fault kind {k:?} is not implemented yet");
     }
-    anyhow::ensure!(
-        sc.consumers.iter().all(|c| c.group.is_none()),
-        "consumer groups are not implemented yet (omit `group` for assign-mode consumers)"
-    );
     let observer = Arc::new(RunObserver::new());
     let cluster = Arc::new(Mutex::new(Cluster::build(&spec, Some(observer.clone()))));
     let bootstrap = cluster.lock().unwrap().bootstrap();
@@ -254,23 +272,49 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
     let consumer_topics = |names: &[String]| -> Vec<(String, i32)> {
         names.iter().map(|t| (t.clone(), partitions_of[t])).collect()
     };
+    let mut consumer_targets = ClientCounts::of(&sc).consumers.into_iter();
     for c in &sc.consumers {
         for _ in 0..c.count {
+            let target = consumer_targets.next().expect("one target per consumer process");
             let control = Arc::new(ClientControl::default());
-            let (topics, config, process_ms) = (consumer_topics(&c.topics), string_map(&c.config), c.process_ms);
             let (bootstrap, rec2, ctl) = (bootstrap.clone(), rec.clone(), control.clone());
-            let workload = move |process| {
-                let spec = consumer::ConsumerSpec {
-                    process,
-                    topics: topics.clone(),
-                    config: config.clone(),
-                    process_ms,
-                    stop_ms: duration_ms,
-                    control: ctl.clone(),
-                };
-                consumer::run(spec, bootstrap.clone(), rec2.clone())
+            let (config, process_ms) = (string_map(&c.config), c.process_ms);
+            let role = ClientRole::Consumer(target);
+            let mut cluster = cluster.lock().unwrap();
+            match &c.group {
+                None => {
+                    let topics = consumer_topics(&c.topics);
+                    let workload = move |process| {
+                        let spec = consumer::ConsumerSpec {
+                            process,
+                            topics: topics.clone(),
+                            config: config.clone(),
+                            process_ms,
+                            stop_ms: duration_ms,
+                            control: ctl.clone(),
+                        };
+                        consumer::run(spec, bootstrap.clone(), rec2.clone())
+                    };
+                    cluster.add_client(role, take_ip(), &ids, &rec, control, workload)
+                }
+                Some(group) => {
+                    let (group, topics, commit) = (group.clone(), c.topics.clone(), c.commit);
+                    let workload = move |process| {
+                        let spec = group_consumer::GroupConsumerSpec {
+                            process,
+                            group: group.clone(),
+                            topics: topics.clone(),
+                            config: config.clone(),
+                            commit,
+                            process_ms,
+                            stop_ms: duration_ms,
+                            control: ctl.clone(),
+                        };
+                        group_consumer::run(spec, bootstrap.clone(), rec2.clone())
+                    };
+                    cluster.add_client(role, take_ip(), &ids, &rec, control, workload)
+                }
             };
-            cluster.lock().unwrap().add_client(ClientRole::Consumer, take_ip(), &ids, &rec, control, workload);
         }
     }
     // The schedule has its own rng stream: `rng` (the injector's) sees the
@@ -291,6 +335,12 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
         cluster.clone(),
         settings_of(&sc.cluster.config),
         start + Duration::from_millis(heal_ms + sc.run.liveness_ms),
+    ));
+    // Groups must settle too, while their members still run.
+    let groups = tokio::spawn(watch_groups(
+        cluster.clone(),
+        group_partitions(&sc),
+        start + Duration::from_millis((heal_ms + sc.run.liveness_ms).min(duration_ms)),
     ));
     while !cluster.lock().unwrap().clients_finished() {
         tokio::time::sleep(Duration::from_millis(CLIENT_DONE_POLL_MS)).await;
@@ -313,6 +363,7 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
         .await
         .unwrap_or(false);
     let unrecovered = recovery.await.unwrap_or_else(|e| vec![format!("recovery watch failed: {e}")]);
+    let unstable_groups = groups.await.unwrap_or_else(|e| vec![format!("group watch failed: {e}")]);
     let (observations, observations_dropped) = observer.take_since(start);
     Ok(RunOutput {
         events: rec.take(),
@@ -321,6 +372,7 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
         sim_ms: rec.now_ms(),
         final_reads_complete: complete,
         unrecovered,
+        unstable_groups,
         swarm_kinds: plan.swarm_kinds,
         observations,
         observations_dropped,
@@ -338,6 +390,47 @@ async fn watch_recovery(cluster: Arc<Mutex<Cluster>>, broker: Settings, deadline
         };
         if stuck.is_empty() || tokio::time::Instant::now() >= deadline {
             return stuck;
+        }
+        tokio::time::sleep(Duration::from_millis(RECOVERY_POLL_MS)).await;
+    }
+}
+
+/// Every partition of each group's topics (`topic/p`), per group.
+fn group_partitions(sc: &Scenario) -> BTreeMap<String, BTreeSet<String>> {
+    let partitions_of: BTreeMap<&str, u32> = sc.topics.iter().map(|t| (t.name.as_str(), t.partitions)).collect();
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for c in &sc.consumers {
+        let Some(group) = &c.group else { continue };
+        let parts = out.entry(group.clone()).or_default();
+        for t in &c.topics {
+            parts.extend((0..partitions_of[t.as_str()]).map(|p| workload::tp_key(t, p as i32)));
+        }
+    }
+    out
+}
+
+/// Watches the consumer groups from heal on until each is stable
+/// ([`checker::liveness::group_unstable`] over its live members) or
+/// `deadline` passes; returns why the unstable ones were not (empty: all
+/// stable). No group: returns at once.
+async fn watch_groups(
+    cluster: Arc<Mutex<Cluster>>,
+    groups: BTreeMap<String, BTreeSet<String>>,
+    deadline: tokio::time::Instant,
+) -> Vec<String> {
+    loop {
+        let unstable: Vec<String> = {
+            let c = cluster.lock().unwrap();
+            groups
+                .iter()
+                .filter_map(|(group, partitions)| {
+                    let members = c.group_members(group);
+                    checker::liveness::group_unstable(group, &members, partitions)
+                })
+                .collect()
+        };
+        if unstable.is_empty() || tokio::time::Instant::now() >= deadline {
+            return unstable;
         }
         tokio::time::sleep(Duration::from_millis(RECOVERY_POLL_MS)).await;
     }

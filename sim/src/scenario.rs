@@ -549,6 +549,17 @@ impl Scenario {
             if let Some(t) = c.topics.iter().find(|t| !topics.contains_key(t.as_str())) {
                 return Err(err("[[consumers]]", i, "topics", unknown_topic(t)));
             }
+            if c.group.as_deref().is_some_and(|g| g.is_empty() || g.contains('/')) {
+                return Err(err("[[consumers]]", i, "group", "a group id must be non-empty and without `/`".into()));
+            }
+            if c.commit == CommitMode::Txn {
+                return Err(err(
+                    "[[consumers]]",
+                    i,
+                    "commit",
+                    "commit = \"txn\" needs transactions, which this build does not implement yet".into(),
+                ));
+            }
         }
         if let Some(r) = &self.faults.random {
             let [lo, hi] = r.every_ms;
@@ -562,23 +573,23 @@ impl Scenario {
                 return Err(err("[faults", 0, "kinds", "random faults need at least one kind".into()));
             }
             for k in &r.kinds {
-                if let Err(m) = check_kind_target(k, &Target::Random, clients) {
+                if let Err(m) = check_kind_target(k, &Target::Random, &clients) {
                     return Err(err("[faults", 0, "kinds", m));
                 }
             }
-            if let Err((field, m)) = check_random_options(r, clients) {
+            if let Err((field, m)) = check_random_options(r, &clients) {
                 return Err(err("[faults", 0, field, m));
             }
         }
         for (i, f) in self.faults.at.iter().enumerate() {
             let targets = std::iter::once(&f.target).chain(f.sides.iter().flatten().flatten());
             for t in targets {
-                if let Err(m) = check_target(t, &topics, clients) {
+                if let Err(m) = check_target(t, &topics, &clients) {
                     let field = if t == &f.target { "target" } else { "sides" };
                     return Err(err("[[faults.at]]", i, field, m));
                 }
             }
-            if let Err(m) = check_kind_target(&f.kind, &f.target, clients) {
+            if let Err(m) = check_kind_target(&f.kind, &f.target, &clients) {
                 return Err(err("[[faults.at]]", i, "target", m));
             }
             if let Err((field, m)) = check_fault_options(f) {
@@ -616,26 +627,46 @@ impl Scenario {
 }
 
 /// How many nodes of each kind a scenario starts (what `broker:N`,
-/// `controller:N`, `producer:N` and `consumer:N` targets may name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `controller:N`, `producer:N`, `consumer:N` and `consumer:GROUP/N`
+/// targets may name).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCounts {
     pub brokers: u32,
     pub controllers: u32,
     pub producers: u32,
     /// Assign-mode (group-less) consumers.
     pub assign_consumers: u32,
+    /// Every consumer process in creation order, as the target that names
+    /// it: `consumer:N` (assign mode) or `consumer:GROUP/N` (the Nth
+    /// member process of GROUP across all `[[consumers]]` entries).
+    pub consumers: Vec<Target>,
     /// `offsets.topic.replication.factor` of the brokers (Kafka's default
     /// 3): a `coordinator:GROUP` target needs that many brokers.
     pub offsets_replication_factor: u32,
 }
 
 impl ClientCounts {
+    /// Producer and consumer processes.
+    pub fn clients(&self) -> u32 {
+        self.producers + self.consumers.len() as u32
+    }
+
+    /// The client behind draw `n` in `0..clients()`: producers first, then
+    /// consumers in creation order.
+    pub fn client(&self, n: u32) -> Target {
+        match n.checked_sub(self.producers) {
+            None => Target::Producer(n),
+            Some(i) => self.consumers[i as usize].clone(),
+        }
+    }
+
     pub fn of(sc: &Scenario) -> ClientCounts {
         ClientCounts {
             brokers: sc.cluster.brokers,
             controllers: sc.cluster.controllers,
             producers: sc.producers.iter().map(|p| p.count).sum(),
             assign_consumers: sc.consumers.iter().filter(|c| c.group.is_none()).map(|c| c.count).sum(),
+            consumers: consumer_targets(sc),
             offsets_replication_factor: sc
                 .cluster
                 .config
@@ -646,8 +677,31 @@ impl ClientCounts {
     }
 }
 
+/// The target naming each consumer process, in creation order.
+pub fn consumer_targets(sc: &Scenario) -> Vec<Target> {
+    let mut assign = 0u32;
+    let mut members: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut out = Vec::new();
+    for c in &sc.consumers {
+        for _ in 0..c.count {
+            out.push(match &c.group {
+                None => {
+                    assign += 1;
+                    Target::AssignConsumer(assign - 1)
+                }
+                Some(g) => {
+                    let n = members.entry(g.as_str()).or_default();
+                    *n += 1;
+                    Target::Consumer { group: g.clone(), index: *n - 1 }
+                }
+            });
+        }
+    }
+    out
+}
+
 /// A target names something that exists in the scenario.
-fn check_target(t: &Target, topics: &BTreeMap<&str, u32>, clients: ClientCounts) -> Result<(), String> {
+fn check_target(t: &Target, topics: &BTreeMap<&str, u32>, clients: &ClientCounts) -> Result<(), String> {
     match t {
         Target::Leader { topic, partition } | Target::Follower { topic, partition } => match topics.get(topic.as_str()) {
             None => Err(format!("unknown topic `{topic}` (not in [[topics]])")),
@@ -658,10 +712,14 @@ fn check_target(t: &Target, topics: &BTreeMap<&str, u32>, clients: ClientCounts)
             "`coordinator:{g}`: the offsets topic needs {} brokers (offsets.topic.replication.factor), the cluster has {}",
             clients.offsets_replication_factor, clients.brokers
         )),
-        Target::Consumer { group, index } => Err(format!(
-            "`consumer:{group}/{index}` needs consumer groups, which this build does not implement yet; \
-             target an assign-mode consumer as `consumer:N`"
-        )),
+        Target::Consumer { group, index } if !clients.consumers.contains(t) => {
+            let members = clients.consumers.iter().filter(|c| matches!(c, Target::Consumer { group: g, .. } if g == group)).count();
+            Err(if members == 0 {
+                format!("`consumer:{group}/{index}`: no [[consumers]] entry has group = \"{group}\"")
+            } else {
+                format!("`consumer:{group}/{index}`: group `{group}` has {members} consumer process(es), numbered from 0")
+            })
+        }
         Target::Broker(n) if *n >= clients.brokers => {
             Err(format!("`broker:{n}`: the cluster has {} broker(s), numbered from 0", clients.brokers))
         }
@@ -680,7 +738,7 @@ fn check_target(t: &Target, topics: &BTreeMap<&str, u32>, clients: ClientCounts)
 }
 
 /// A kind can hit this target (disk faults need a server, client faults a client).
-pub fn check_kind_target(kind: &FaultKind, t: &Target, clients: ClientCounts) -> Result<(), String> {
+pub fn check_kind_target(kind: &FaultKind, t: &Target, clients: &ClientCounts) -> Result<(), String> {
     let client = matches!(t, Target::Producer(_) | Target::AssignConsumer(_) | Target::Consumer { .. });
     match kind {
         FaultKind::DiskEio | FaultKind::DiskFull | FaultKind::DiskDirFail if client => {
@@ -689,22 +747,22 @@ pub fn check_kind_target(kind: &FaultKind, t: &Target, clients: ClientCounts) ->
         FaultKind::Shutdown if client => Err(format!("`{t}` is a client: shutdown stops brokers and controllers")),
         FaultKind::SlowConsumer => match t {
             Target::AssignConsumer(_) | Target::Consumer { .. } => Ok(()),
-            Target::Random if clients.assign_consumers > 0 => Ok(()),
-            Target::Random => Err("a random slow-consumer needs an assign-mode consumer in [[consumers]]".into()),
-            _ => Err(format!("slow-consumer targets a consumer (`consumer:N` or `random`), not `{t}`")),
+            Target::Random if !clients.consumers.is_empty() => Ok(()),
+            Target::Random => Err("a random slow-consumer needs a consumer in [[consumers]]".into()),
+            _ => Err(format!("slow-consumer targets a consumer (`consumer:N`, `consumer:GROUP/N` or `random`), not `{t}`")),
         },
         FaultKind::ClockJump => match t {
-            Target::Producer(_) | Target::AssignConsumer(_) => Ok(()),
-            Target::Random if clients.producers + clients.assign_consumers > 0 => Ok(()),
-            Target::Random => Err("a random clock-jump needs a producer or an assign-mode consumer".into()),
-            _ => Err(format!("clock-jump targets a client (`producer:N`, `consumer:N` or `random`), not `{t}`")),
+            Target::Producer(_) | Target::AssignConsumer(_) | Target::Consumer { .. } => Ok(()),
+            Target::Random if clients.clients() > 0 => Ok(()),
+            Target::Random => Err("a random clock-jump needs a producer or a consumer".into()),
+            _ => Err(format!("clock-jump targets a client (`producer:N`, `consumer:N`, `consumer:GROUP/N` or `random`), not `{t}`")),
         },
         _ => Ok(()),
     }
 }
 
 /// `shapes` and `client_crashes` of `[faults] random` fit its kinds and the cluster.
-fn check_random_options(r: &RandomFaults, clients: ClientCounts) -> Result<(), (&'static str, String)> {
+fn check_random_options(r: &RandomFaults, clients: &ClientCounts) -> Result<(), (&'static str, String)> {
     if !r.shapes.is_empty() && !r.kinds.contains(&FaultKind::Partition) {
         return Err(("shapes", "`shapes` applies to random partition faults: add \"partition\" to kinds".into()));
     }
@@ -718,8 +776,8 @@ fn check_random_options(r: &RandomFaults, clients: ClientCounts) -> Result<(), (
         if !r.kinds.iter().any(|k| matches!(k, FaultKind::Crash | FaultKind::Restart)) {
             return Err(("client_crashes", "`client_crashes` applies to random crash and restart faults: add one to kinds".into()));
         }
-        if clients.producers + clients.assign_consumers == 0 {
-            return Err(("client_crashes", "`client_crashes` needs a producer or an assign-mode consumer to crash".into()));
+        if clients.clients() == 0 {
+            return Err(("client_crashes", "`client_crashes` needs a producer or a consumer to crash".into()));
         }
     }
     Ok(())
@@ -861,11 +919,18 @@ mod tests {
     fn shutdown_kind_parses_and_targets_servers_only() {
         let kind: FaultKind = serde_json::from_value(serde_json::json!("shutdown")).unwrap();
         assert_eq!((kind.clone(), kind.to_string()), (FaultKind::Shutdown, "shutdown".to_string()));
-        let counts = ClientCounts { brokers: 3, controllers: 1, producers: 1, assign_consumers: 1, offsets_replication_factor: 3 };
+        let counts = ClientCounts {
+            brokers: 3,
+            controllers: 1,
+            producers: 1,
+            assign_consumers: 1,
+            consumers: vec![Target::AssignConsumer(0)],
+            offsets_replication_factor: 3,
+        };
         for ok in [Target::Broker(0), Target::Controller(0), Target::AllBrokers, Target::Random] {
-            assert!(check_kind_target(&kind, &ok, counts).is_ok(), "{ok}");
+            assert!(check_kind_target(&kind, &ok, &counts).is_ok(), "{ok}");
         }
-        let e = check_kind_target(&kind, &Target::Producer(0), counts).unwrap_err();
+        let e = check_kind_target(&kind, &Target::Producer(0), &counts).unwrap_err();
         assert!(e.contains("client"), "{e}");
     }
 

@@ -109,17 +109,14 @@ pub fn targets(scenario: &Scenario) -> Vec<Target> {
     out
 }
 
-/// Targets a fault of `kind` can hit in `scenario`: assign-mode consumers
-/// for `slow-consumer`, producers and assign-mode consumers for `clock-jump`, `random` for the
+/// Targets a fault of `kind` can hit in `scenario`: consumers
+/// for `slow-consumer`, producers and consumers for `clock-jump`, `random` for the
 /// network-wide kinds (their target is unused), [`targets`] otherwise.
 pub fn targets_for(scenario: &Scenario, kind: &FaultKind) -> Vec<Target> {
     let clients = ClientCounts::of(scenario);
     match kind {
-        FaultKind::SlowConsumer => (0..clients.assign_consumers).map(Target::AssignConsumer).collect(),
-        FaultKind::ClockJump => {
-            let producers = (0..clients.producers).map(Target::Producer);
-            producers.chain((0..clients.assign_consumers).map(Target::AssignConsumer)).collect()
-        }
+        FaultKind::SlowConsumer => clients.consumers.clone(),
+        FaultKind::ClockJump => (0..clients.clients()).map(|n| clients.client(n)).collect(),
         FaultKind::Latency | FaultKind::Loss => vec![Target::Random],
         _ => targets(scenario),
     }

@@ -10,12 +10,18 @@
 //! an ISR of at least min(`min.insync.replicas`, replication factor) in the
 //! controller's image ([`unrecovered`] says which do not yet).
 //!
-//! Both are run-level facts, not in the history: `ksim check` on a stored
-//! history always counts 0.
+//! A third watches every consumer group after heal: within `liveness_ms`
+//! of `heal_ms` (and before the workload stops), the live members of each
+//! group must agree on one generation whose assignments cover every
+//! partition of the group's topics exactly once ([`group_unstable`]).
+//!
+//! All three are run-level facts, not in the history: `ksim check` on a
+//! stored history always counts 0.
 
 use super::Anomaly;
 use ksim_broker::config::{Settings, TopicSettings};
 use ksim_broker::controller::image::MetadataImage;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub const KEY: &str = "liveness";
 
@@ -63,10 +69,98 @@ pub fn check_recovery(stuck: &[String], liveness_ms: u64) -> Vec<Anomaly> {
     run_level(format!("{liveness_ms} ms after heal the controller's image still shows {}", stuck.join("; ")))
 }
 
+/// A live group member as the harness sees it after its latest poll: the
+/// generation it joined and the partitions it owns there (`None`: not in
+/// a generation, e.g. still joining or kicked out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    pub process: u64,
+    pub joined: Option<(i64, Vec<String>)>,
+}
+
+/// Why `group` is not stable, or `None` when it is: every live member
+/// joined the same generation, no partition has two owners, and every
+/// partition in `partitions` (the group's topics') is owned. A group with
+/// no live member is not judged.
+pub fn group_unstable(group: &str, members: &[MemberView], partitions: &BTreeSet<String>) -> Option<String> {
+    if members.is_empty() {
+        return None;
+    }
+    let joining: Vec<u64> = members.iter().filter(|m| m.joined.is_none()).map(|m| m.process).collect();
+    if !joining.is_empty() {
+        return Some(format!("group {group}: member process(es) {joining:?} in no generation"));
+    }
+    let generations: BTreeSet<i64> = members.iter().filter_map(|m| m.joined.as_ref().map(|(g, _)| *g)).collect();
+    if generations.len() > 1 {
+        return Some(format!("group {group}: members in generations {generations:?}"));
+    }
+    let mut owner: BTreeMap<&str, u64> = BTreeMap::new();
+    for m in members {
+        for p in m.joined.iter().flat_map(|(_, owned)| owned) {
+            if let Some(other) = owner.insert(p, m.process) {
+                return Some(format!("group {group}: {p} owned by processes {other} and {}", m.process));
+            }
+        }
+    }
+    let unowned: Vec<&str> = partitions.iter().map(String::as_str).filter(|p| !owner.contains_key(p)).collect();
+    if !unowned.is_empty() {
+        return Some(format!("group {group}: {} unassigned", unowned.join(", ")));
+    }
+    None
+}
+
+/// One anomaly when some group was not stable `liveness_ms` after heal
+/// (`unstable`: what [`group_unstable`] said last per group).
+pub fn check_groups(unstable: &[String], liveness_ms: u64) -> Vec<Anomaly> {
+    if unstable.is_empty() {
+        return Vec::new();
+    }
+    run_level(format!("{liveness_ms} ms after heal (or when the workload stopped) {}", unstable.join("; ")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use ksim_broker::controller::image::{PartitionState, TopicInfo};
+
+    fn member(process: u64, generation: i64, owned: &[&str]) -> MemberView {
+        MemberView { process, joined: Some((generation, owned.iter().map(|p| p.to_string()).collect())) }
+    }
+
+    fn parts(ps: &[&str]) -> BTreeSet<String> {
+        ps.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn a_group_in_one_generation_covering_every_partition_once_is_stable() {
+        let all = parts(&["t/0", "t/1", "t/2"]);
+        let members = [member(1, 4, &["t/0", "t/2"]), member(2, 4, &["t/1"])];
+        assert_eq!(group_unstable("g", &members, &all), None);
+        assert!(check_groups(&[], 10_000).is_empty());
+        assert_eq!(group_unstable("g", &[], &all), None, "no live member: not judged");
+    }
+
+    #[test]
+    fn members_in_different_generations_are_not_stable() {
+        let all = parts(&["t/0", "t/1"]);
+        let why = group_unstable("g", &[member(1, 4, &["t/0"]), member(2, 5, &["t/1"])], &all).unwrap();
+        assert!(why.contains("generations {4, 5}"), "{why}");
+        let a = check_groups(&[why], 10_000);
+        assert_eq!((a.len(), a[0].key), (1, KEY));
+        assert!(a[0].detail.contains("10000 ms after heal") && a[0].detail.contains("group g"));
+    }
+
+    #[test]
+    fn a_joining_member_an_unassigned_partition_or_two_owners_are_not_stable() {
+        let all = parts(&["t/0", "t/1"]);
+        let joining = MemberView { process: 3, joined: None };
+        let why = group_unstable("g", &[member(1, 2, &["t/0", "t/1"]), joining], &all).unwrap();
+        assert!(why.contains("[3] in no generation"), "{why}");
+        let why = group_unstable("g", &[member(1, 2, &["t/0"])], &all).unwrap();
+        assert!(why.contains("t/1 unassigned"), "{why}");
+        let why = group_unstable("g", &[member(1, 2, &["t/0", "t/1"]), member(2, 2, &["t/1"])], &all).unwrap();
+        assert!(why.contains("t/1 owned by processes 1 and 2"), "{why}");
+    }
 
     fn image(min_isr: Option<&str>, parts: &[(i32, &[i32], &[i32])]) -> MetadataImage {
         let mut img = MetadataImage::default();

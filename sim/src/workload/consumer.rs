@@ -30,7 +30,7 @@ fn all_partitions(topics: &[(String, i32)]) -> Vec<(String, i32)> {
     topics.iter().flat_map(|(t, n)| (0..*n).map(move |p| (t.clone(), p))).collect()
 }
 
-fn record_poll(rec: &Recorder, process: u64, records: &[ConsumerRecord]) {
+pub(crate) fn record_poll(rec: &Recorder, process: u64, records: &[ConsumerRecord]) {
     if records.is_empty() {
         return;
     }

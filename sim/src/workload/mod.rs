@@ -9,6 +9,7 @@
 //! `duration_ms` → final polls to the end of every partition → check.
 
 pub mod consumer;
+pub mod group_consumer;
 pub mod producer;
 
 use ksim_broker::client::ClientClock;
@@ -42,6 +43,15 @@ pub enum Event {
     /// The process was killed (a client crash fault); it never runs again
     /// (a restarted client is a new process).
     Crash { process: u64, t_ms: u64 },
+    /// A group member subscribed to `topics`.
+    Subscribe { process: u64, t_ms: u64, group: String, topics: Vec<String> },
+    /// A group member's rebalance: its whole assignment in `generation`
+    /// and what it gave up (revoked or lost).
+    Rebalance { process: u64, t_ms: u64, group: String, generation: i64, assigned: Vec<String>, revoked: Vec<String> },
+    /// An offset commit (partition → next offset to consume) and how it
+    /// ended: `Ok(None)` committed, `Fail` definitely not (CommitFailed,
+    /// rebalance in progress), `Info` unknown (timeouts, lost connection).
+    Commit { process: u64, t_ms: u64, group: String, offsets: Vec<(String, i64)>, outcome: SendOutcome },
 }
 
 /// The harness's handle on one client process, shared across its restarts:
@@ -52,6 +62,10 @@ pub struct ClientControl {
     pub clock: ClientClock,
     /// slow-consumer: extra wait after every poll, 0 when healthy.
     stall_ms: AtomicU64,
+    /// A group member's latest view of its membership: the generation it
+    /// joined and what it owns there (`None`: in no generation). Read by
+    /// the liveness watch after heal.
+    membership: Mutex<Option<(i64, Vec<String>)>>,
 }
 
 impl ClientControl {
@@ -61,6 +75,14 @@ impl ClientControl {
 
     pub fn set_stall_ms(&self, ms: u64) {
         self.stall_ms.store(ms, Ordering::Relaxed);
+    }
+
+    pub fn membership(&self) -> Option<(i64, Vec<String>)> {
+        self.membership.lock().unwrap().clone()
+    }
+
+    pub fn set_membership(&self, joined: Option<(i64, Vec<String>)>) {
+        *self.membership.lock().unwrap() = joined;
     }
 }
 
