@@ -211,7 +211,7 @@ fn fault_option_errors_name_file_line_and_field() {
         ("kind = \"loss\"\ntarget = \"random\"\nrate = 1.5", "rate =", "rate", "(0, 1]"),
         ("kind = \"latency\"\ntarget = \"random\"\nlatency_ms = [500, 10]", "latency_ms", "latency_ms", "lo <= hi"),
         ("kind = \"clock-jump\"\ntarget = \"producer:0\"", "[[faults.at]]", "jump_ms", "needs jump_ms"),
-        ("kind = \"crash\"\ntarget = \"consumer:g1/0\"", "consumer:g1/0", "target", "consumer:N"),
+        ("kind = \"crash\"\ntarget = \"consumer:g1/0\"", "consumer:g1/0", "target", "no [[consumers]] entry has group = \"g1\""),
         ("kind = \"crash\"\ntarget = \"producer:1\"", "producer:1", "target", "1 producer process"),
         ("kind = \"crash\"\ntarget = \"broker:3\"", "broker:3", "target", "3 broker(s)"),
         ("kind = \"disk-eio\"\ntarget = \"producer:0\"", "producer:0", "target", "is a client"),
@@ -244,6 +244,43 @@ fn coordinator_target_needs_offsets_topic_replication_factor_brokers() {
     assert!(e.to_string().contains("needs 5 brokers"), "{e}");
 }
 
+/// `consumer:GROUP/N` names the Nth member process of GROUP, counted over
+/// every `[[consumers]]` entry with that group; `consumer:N` keeps counting
+/// assign-mode consumers only.
+#[test]
+fn consumer_group_targets_name_member_processes() {
+    let groups = "[[consumers]]\ngroup = \"g1\"\ncount = 2\ntopics = [\"events\"]\n\n\
+                  [[consumers]]\ngroup = \"g1\"\ntopics = [\"events\"]\ncommit = \"async\"\n\n\
+                  [[consumers]]\ntopics = [\"events\"]\n";
+    let text = |fault: &str| with_fault(fault).replacen("[[consumers]]\ntopics = [\"events\"]\n", groups, 1);
+    let sc = Scenario::from_str(&text("kind = \"pause\"\ntarget = \"consumer:g1/2\""), "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sc.faults.at[0].target, Target::Consumer { group: "g1".into(), index: 2 });
+    let counts = ksim_sim::scenario::ClientCounts::of(&sc);
+    assert_eq!(
+        counts.consumers,
+        vec![
+            Target::Consumer { group: "g1".into(), index: 0 },
+            Target::Consumer { group: "g1".into(), index: 1 },
+            Target::Consumer { group: "g1".into(), index: 2 },
+            Target::AssignConsumer(0),
+        ]
+    );
+    for (target, message) in [
+        ("consumer:g1/3", "group `g1` has 3 consumer process(es)"),
+        ("consumer:g2/0", "no [[consumers]] entry has group = \"g2\""),
+        ("consumer:1", "1 assign-mode consumer process"),
+    ] {
+        let t = text(&format!("kind = \"crash\"\ntarget = \"{target}\""));
+        let e = err(&t);
+        assert_eq!((e.line, e.field.as_deref()), (line_of(&t, target), Some("target")), "{e}");
+        assert!(e.message.contains(message), "{target}: {e}");
+    }
+    // Transactional commits need transactions.
+    let t = text("kind = \"crash\"\ntarget = \"broker:0\"").replacen("commit = \"async\"", "commit = \"txn\"", 1);
+    let e = err(&t);
+    assert_eq!((e.line, e.field.as_deref()), (line_of(&t, "commit = \"txn\""), Some("commit")), "{e}");
+}
+
 #[test]
 fn random_client_kinds_need_such_clients() {
     let text = with("kinds = [\"crash\"]", "kinds = [\"clock-jump\"]")
@@ -251,7 +288,7 @@ fn random_client_kinds_need_such_clients() {
         .replace("[[consumers]]\ntopics = [\"events\"]\n", "");
     let e = err(&text);
     assert_eq!((e.line, e.field.as_deref()), (line_of(&text, "clock-jump"), Some("kinds")), "{e}");
-    assert!(e.message.contains("needs a producer or an assign-mode consumer"), "{e}");
+    assert!(e.message.contains("needs a producer or a consumer"), "{e}");
     // A consumer alone is enough: it reads a wall clock too.
     let consumer_only = with("kinds = [\"crash\"]", "kinds = [\"clock-jump\"]")
         .replace("[[producers]]\ntopic = \"events\"\nrate_per_s = 100\n", "");
