@@ -13,11 +13,11 @@
 //! rebalance timeout on the coordinator, longer than one poll). The
 //! consumer aborts both when it is closed or dropped.
 
+use super::super::assignor::protocol::{self, CONSUMER_PROTOCOL_VERSION_LATEST};
 use super::super::assignor::{Assignment, PartitionAssignor, Subscription, TopicPartition};
 use super::super::error::ClientError;
 use super::super::metadata::Cluster;
 use super::super::network::Request;
-use super::embedded;
 use super::group::{codes, Change, Generation, GroupMembership, HeartbeatOutcome, JoinOutcome, MemberState, SyncOutcome};
 use super::OffsetAndMetadata;
 use bytes::Bytes;
@@ -396,10 +396,9 @@ pub(crate) async fn join_and_sync(client: GroupClient, ctx: JoinContext) -> Resu
             let g = st.membership.generation();
             let subscription = Subscription {
                 topics: ctx.topics.clone(),
-                user_data: None,
                 owned_partitions: st.membership.owned().iter().cloned().collect(),
                 generation_id: g.generation_id,
-                rack_id: None,
+                ..Subscription::default()
             };
             let protocols: Vec<(String, Bytes)> = ctx
                 .assignors
@@ -407,7 +406,8 @@ pub(crate) async fn join_and_sync(client: GroupClient, ctx: JoinContext) -> Resu
                 .map(|a| {
                     let topic_set: BTreeSet<String> = ctx.topics.iter().cloned().collect();
                     let s = Subscription { user_data: a.subscription_user_data(&topic_set), ..subscription.clone() };
-                    (a.name().to_string(), embedded::encode_subscription(&s))
+                    let bytes = protocol::encode_subscription(&s, CONSUMER_PROTOCOL_VERSION_LATEST).expect("the latest version encodes");
+                    (a.name().to_string(), bytes)
                 })
                 .collect();
             (g.member_id.clone(), protocols)
@@ -477,7 +477,9 @@ pub(crate) async fn join_and_sync(client: GroupClient, ctx: JoinContext) -> Resu
             }
         };
         let assignment = if code == codes::NONE {
-            match embedded::decode_assignment(&bytes) {
+            // An empty assignment is "no partitions" (Kafka's ConsumerCoordinator).
+            let decoded = if bytes.is_empty() { Ok(Assignment::default()) } else { protocol::decode_assignment(&bytes) };
+            match decoded {
                 Ok(a) => Some(a),
                 Err(e) => {
                     tracing::warn!("group {}: undecodable assignment: {e}", client.settings.group_id);
@@ -517,7 +519,9 @@ async fn leader_assign(
 ) -> Result<(Vec<(String, Bytes)>, BTreeMap<String, i32>), ClientError> {
     let mut subscriptions = BTreeMap::new();
     for m in &resp.members {
-        subscriptions.insert(m.member_id.to_string(), embedded::decode_subscription(&m.metadata)?);
+        let mut s = protocol::decode_subscription(&m.metadata).map_err(|e| ClientError::Malformed(format!("subscription of {}: {e}", m.member_id.as_str())))?;
+        s.group_instance_id = m.group_instance_id.as_ref().map(|i| i.to_string());
+        subscriptions.insert(m.member_id.to_string(), s);
     }
     let topics: BTreeSet<String> = subscriptions.values().flat_map(|s| s.topics.iter().cloned()).collect();
     let counts = client.partition_counts(Some(&topics)).await?;
@@ -528,7 +532,8 @@ async fn leader_assign(
         for (t, p) in &a.partitions {
             assert!(counts.get(t).is_some_and(|n| (0..*n).contains(p)), "assignor {} assigned {t}-{p}, which does not exist", assignor.name());
         }
-        out.push((member.clone(), embedded::encode_assignment(&a)));
+        let bytes = protocol::encode_assignment(&a, CONSUMER_PROTOCOL_VERSION_LATEST).expect("the latest version encodes");
+        out.push((member.clone(), bytes));
     }
     // No partition goes to two members in one generation.
     let mut seen = BTreeSet::new();

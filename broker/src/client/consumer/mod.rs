@@ -15,7 +15,9 @@
 //! - `coordinator`: its async driver (FindCoordinator, JoinGroup,
 //!   SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch), the join
 //!   task and the heartbeat task.
-//! - `embedded`: ConsumerProtocolSubscription / Assignment bytes.
+//!
+//! The embedded protocol's bytes (subscriptions, assignments) come from
+//! `assignor::protocol`.
 //!
 //! # Group mode, as Kafka does it
 //!
@@ -33,7 +35,6 @@
 //! auto-commit interval on tokio's (simulated) monotonic clock.
 
 mod coordinator;
-mod embedded;
 mod fetcher;
 pub mod group;
 
