@@ -51,7 +51,7 @@ use fetcher::Fetcher;
 use group::{Change, Generation, GroupMembership};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -163,10 +163,16 @@ pub struct Consumer {
     awaiting_committed: BTreeSet<TopicPartition>,
     fetcher: Fetcher,
     group: Option<GroupState>,
-    listener: Option<Box<dyn ConsumerRebalanceListener>>,
+    /// In a Mutex only so that `Consumer` is Sync (poll's future holds
+    /// `&self` across awaits); always reached through `get_mut`.
+    listener: Mutex<Option<Box<dyn ConsumerRebalanceListener>>>,
     events: Vec<RebalanceEvent>,
-    pending_async: VecDeque<(BTreeMap<TopicPartition, OffsetAndMetadata>, Option<CommitCallback>)>,
+    /// commit_async calls not yet sent (Mutex as for `listener`).
+    pending_async: Mutex<VecDeque<PendingCommit>>,
 }
+
+/// A queued commit_async.
+type PendingCommit = (BTreeMap<TopicPartition, OffsetAndMetadata>, Option<CommitCallback>);
 
 impl Drop for Consumer {
     /// A dropped consumer stops heartbeating at once (the harness "crashes"
@@ -216,9 +222,9 @@ impl Consumer {
             owned: BTreeSet::new(),
             awaiting_committed: BTreeSet::new(),
             group,
-            listener: None,
+            listener: Mutex::new(None),
             events: Vec::new(),
-            pending_async: VecDeque::new(),
+            pending_async: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -253,7 +259,7 @@ impl Consumer {
 
     /// `subscribe` with a rebalance listener, called from poll.
     pub fn subscribe_with_listener(&mut self, topics: Vec<String>, listener: Box<dyn ConsumerRebalanceListener>) {
-        self.listener = Some(listener);
+        *self.listener.get_mut().unwrap() = Some(listener);
         self.subscribe(topics);
     }
 
@@ -483,7 +489,7 @@ impl Consumer {
             let st = g.client.lock();
             (st.membership.generation().clone(), st.membership.owned().clone())
         };
-        if let Some(l) = self.listener.as_mut() {
+        if let Some(l) = self.listener.get_mut().unwrap().as_mut() {
             if !change.revoked.is_empty() {
                 l.on_partitions_revoked(&change.revoked);
             }
@@ -617,17 +623,18 @@ impl Consumer {
     /// call order.
     pub fn commit_async(&mut self, offsets: Option<BTreeMap<(String, i32), OffsetAndMetadata>>, callback: Option<CommitCallback>) {
         let offsets = offsets.unwrap_or_else(|| self.owned_positions());
-        if self.pending_async.len() >= MAX_PENDING_ASYNC_COMMITS {
+        let pending = self.pending_async.get_mut().unwrap();
+        if pending.len() >= MAX_PENDING_ASYNC_COMMITS {
             if let Some(cb) = callback {
                 cb(Err(ClientError::Timeout("too many async commits pending; poll to complete them".into())));
             }
             return;
         }
-        self.pending_async.push_back((offsets, callback));
+        pending.push_back((offsets, callback));
     }
 
     async fn complete_async_commits(&mut self) {
-        while let Some((offsets, callback)) = self.pending_async.pop_front() {
+        while let Some((offsets, callback)) = self.pending_async.get_mut().unwrap().pop_front() {
             let r = self.commit_now(offsets).await;
             if let Err(e) = &r {
                 tracing::debug!("async commit failed: {e}");
