@@ -8,8 +8,8 @@ mod common;
 
 use bytes::Bytes;
 use ksim_broker::client::{
-    Admin, AdminConfig, ClientError, Consumer, ConsumerConfig, ConsumerRebalanceListener, OffsetAndMetadata, Producer, ProducerConfig,
-    RebalanceEvent,
+    Admin, AdminConfig, ClientError, Consumer, ConsumerConfig, ConsumerRebalanceListener,
+    OffsetAndMetadata, Producer, ProducerConfig, RebalanceEvent,
 };
 use ksim_broker::config::Settings;
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,28 +24,65 @@ type Tp = (String, i32);
 const GROUP: &str = "g1";
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
-/// A controller and three brokers with a 5-partition offsets topic.
-fn start() -> common::TestCluster {
+/// Runs `test` on a client node of a cluster of a controller and three
+/// brokers with a 5-partition offsets topic, given the bootstrap list.
+async fn in_cluster<F, Fut>(test: F)
+where
+    F: FnOnce(Vec<SocketAddr>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let settings = Settings::from_pairs([("offsets.topic.num.partitions", "5")]);
-    common::start_cluster(1, 3, Settings::new(), settings)
+    let cluster = common::start_cluster(1, 3, Settings::new(), settings);
+    cluster
+        .client
+        .spawn(test(cluster.bootstrap.clone()))
+        .await
+        .unwrap();
+}
+
+/// Creates `topic` and waits until two members with `pairs` split it.
+async fn two_members(
+    bootstrap: &[SocketAddr],
+    topic: &str,
+    partition_count: i32,
+    pairs: &[(&str, &str)],
+) -> (Member, Member, BTreeSet<Tp>) {
+    create_topic(bootstrap, topic, partition_count).await;
+    let all = partitions(topic, partition_count);
+    let a = Member::spawn(bootstrap, pairs, &[topic]);
+    let b = Member::spawn(bootstrap, pairs, &[topic]);
+    wait_for("two members assigned", 30_000, || settled(&[&a, &b], &all)).await;
+    (a, b, all)
 }
 
 /// Creates `topic` with `partitions` partitions (RF 3) and waits for leaders.
 async fn create_topic(bootstrap: &[SocketAddr], topic: &str, partitions: i32) {
     let admin = Admin::new(bootstrap.to_vec(), AdminConfig::default());
     let mut tries = 0;
-    while let Err(e) = admin.create_topic(topic, partitions, 3, BTreeMap::new()).await {
+    while let Err(e) = admin
+        .create_topic(topic, partitions, 3, BTreeMap::new())
+        .await
+    {
         tries += 1;
         assert!(tries < 60, "create_topic kept failing: {e}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    admin.wait_for_leaders(topic, partitions, Duration::from_secs(30)).await.expect("leaders");
+    admin
+        .wait_for_leaders(topic, partitions, Duration::from_secs(30))
+        .await
+        .expect("leaders");
     let mut probe = Consumer::new(bootstrap.to_vec(), ConsumerConfig::default());
     let parts: Vec<Tp> = (0..partitions).map(|p| (topic.to_string(), p)).collect();
-    probe.end_offsets(&parts).await.expect("leaders answer ListOffsets");
+    probe
+        .end_offsets(&parts)
+        .await
+        .expect("leaders answer ListOffsets");
 }
 
 /// Sends `count` records round-robin over the partitions; values "{topic}-{i}".
@@ -54,7 +91,12 @@ async fn produce(bootstrap: &[SocketAddr], topic: &str, partitions: i32, count: 
     for i in 0..count {
         let value = format!("{topic}-{i}");
         producer
-            .send(topic, Some(i as i32 % partitions), None, Some(Bytes::from(value)))
+            .send(
+                topic,
+                Some(i as i32 % partitions),
+                None,
+                Some(Bytes::from(value)),
+            )
             .await
             .unwrap_or_else(|e| panic!("send {i}: {e}"));
     }
@@ -85,7 +127,12 @@ struct Member {
 
 impl Member {
     fn spawn(bootstrap: &[SocketAddr], pairs: &[(&str, &str)], topics: &[&str]) -> Member {
-        let mut all = vec![("group.id", GROUP), ("auto.offset.reset", "earliest"), ("session.timeout.ms", "10000"), ("heartbeat.interval.ms", "1000")];
+        let mut all = vec![
+            ("group.id", GROUP),
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", "10000"),
+            ("heartbeat.interval.ms", "1000"),
+        ];
         all.extend_from_slice(pairs);
         let config = ConsumerConfig::from_map(&map(&all)).unwrap();
         let mut consumer = Consumer::new(bootstrap.to_vec(), config);
@@ -114,7 +161,12 @@ impl Member {
                     Ok(records) => {
                         for r in records {
                             // Records of a partition no longer owned are never returned.
-                            assert!(owned.contains(&(r.topic.clone(), r.partition)), "record of unowned {}-{}", r.topic, r.partition);
+                            assert!(
+                                owned.contains(&(r.topic.clone(), r.partition)),
+                                "record of unowned {}-{}",
+                                r.topic,
+                                r.partition
+                            );
                             s.records.push((r.topic, r.partition, r.offset));
                         }
                     }
@@ -122,10 +174,17 @@ impl Member {
                 }
                 s.events.extend(consumer.take_rebalance_events());
                 s.assignment = owned.into_iter().collect();
-                s.generation_id = consumer.group_metadata().map(|m| m.generation_id).unwrap_or(-1);
+                s.generation_id = consumer
+                    .group_metadata()
+                    .map(|m| m.generation_id)
+                    .unwrap_or(-1);
             }
         });
-        Member { control, seen, task }
+        Member {
+            control,
+            seen,
+            task,
+        }
     }
 
     fn assignment(&self) -> Vec<Tp> {
@@ -164,7 +223,10 @@ async fn wait_for(what: &str, max_ms: u64, mut cond: impl FnMut() -> bool) {
 fn settled(members: &[&Member], all: &BTreeSet<Tp>) -> bool {
     let gens: BTreeSet<i32> = members.iter().map(|m| m.generation()).collect();
     let owned: Vec<Tp> = members.iter().flat_map(|m| m.assignment()).collect();
-    gens.len() == 1 && !gens.contains(&-1) && owned.len() == all.len() && owned.into_iter().collect::<BTreeSet<_>>() == *all
+    gens.len() == 1
+        && !gens.contains(&-1)
+        && owned.len() == all.len()
+        && owned.into_iter().collect::<BTreeSet<_>>() == *all
 }
 
 fn partitions(topic: &str, n: i32) -> BTreeSet<Tp> {
@@ -177,14 +239,22 @@ fn assert_never_owned_twice(members: &[Vec<RebalanceEvent>]) {
     let mut by_generation: BTreeMap<i32, BTreeMap<usize, Vec<Tp>>> = BTreeMap::new();
     for (i, events) in members.iter().enumerate() {
         for e in events {
-            by_generation.entry(e.generation_id).or_default().insert(i, e.owned.clone());
+            by_generation
+                .entry(e.generation_id)
+                .or_default()
+                .insert(i, e.owned.clone());
         }
     }
     for (g, owners) in by_generation {
         let mut seen = BTreeSet::new();
         for (member, owned) in owners {
             for tp in owned {
-                assert!(seen.insert(tp.clone()), "generation {g}: {}-{} owned twice (second: member {member})", tp.0, tp.1);
+                assert!(
+                    seen.insert(tp.clone()),
+                    "generation {g}: {}-{} owned twice (second: member {member})",
+                    tp.0,
+                    tp.1
+                );
             }
         }
     }
@@ -194,148 +264,149 @@ fn assert_never_owned_twice(members: &[Vec<RebalanceEvent>]) {
 // together read every record exactly once.
 #[madsim::test]
 async fn two_consumers_in_a_group_split_the_partitions_and_read_every_record_once() {
-    let cluster = start();
-    let bootstrap = cluster.bootstrap.clone();
-    cluster
-        .client
-        .spawn(async move {
-            create_topic(&bootstrap, "t", 4).await;
-            let a = Member::spawn(&bootstrap, &[], &["t"]);
-            let b = Member::spawn(&bootstrap, &[], &["t"]);
-            let all = partitions("t", 4);
-            wait_for("both members assigned", 30_000, || settled(&[&a, &b], &all)).await;
-            assert_eq!(a.assignment().len(), 2, "range splits 4 partitions 2/2");
-            produce(&bootstrap, "t", 4, 200).await;
-            wait_for("every record read", 30_000, || a.records().len() + b.records().len() >= 200).await;
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            let mut read: Vec<(String, i32, i64)> = a.records();
-            read.extend(b.records());
-            let distinct: BTreeSet<_> = read.iter().cloned().collect();
-            assert_eq!(read.len(), 200, "no record read twice");
-            assert_eq!(distinct.len(), 200);
-            for (topic, p, _) in &a.records() {
-                assert!(a.assignment().contains(&(topic.clone(), *p)), "a read a partition it does not own");
-            }
-            a.stop(CLOSE).await;
-            b.stop(CLOSE).await;
+    in_cluster(|bootstrap| async move {
+        let (a, b, _) = two_members(&bootstrap, "t", 4, &[]).await;
+        assert_eq!(a.assignment().len(), 2, "range splits 4 partitions 2/2");
+        produce(&bootstrap, "t", 4, 200).await;
+        wait_for("every record read", 30_000, || {
+            a.records().len() + b.records().len() >= 200
         })
-        .await
-        .unwrap();
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut read: Vec<(String, i32, i64)> = a.records();
+        read.extend(b.records());
+        let distinct: BTreeSet<_> = read.iter().cloned().collect();
+        assert_eq!(read.len(), 200, "no record read twice");
+        assert_eq!(distinct.len(), 200);
+        for (topic, p, _) in &a.records() {
+            assert!(
+                a.assignment().contains(&(topic.clone(), *p)),
+                "a read a partition it does not own"
+            );
+        }
+        a.stop(CLOSE).await;
+        b.stop(CLOSE).await;
+    })
+    .await;
 }
 
 // A member joining triggers a rebalance: the generation grows, partitions
 // move, and no partition is owned by two members in one generation.
 #[madsim::test]
 async fn a_third_member_joining_rebalances_with_a_higher_generation() {
-    let cluster = start();
-    let bootstrap = cluster.bootstrap.clone();
-    cluster
-        .client
-        .spawn(async move {
-            create_topic(&bootstrap, "t", 6).await;
-            let all = partitions("t", 6);
-            let a = Member::spawn(&bootstrap, &[], &["t"]);
-            let b = Member::spawn(&bootstrap, &[], &["t"]);
-            wait_for("two members assigned", 30_000, || settled(&[&a, &b], &all)).await;
-            let g1 = a.generation();
-            let a_before = a.assignment();
-            let c = Member::spawn(&bootstrap, &[], &["t"]);
-            wait_for("three members assigned", 60_000, || settled(&[&a, &b, &c], &all)).await;
-            assert!(a.generation() > g1, "generation grew: {g1} -> {}", a.generation());
-            assert_eq!(c.assignment().len(), 2);
-            assert_ne!(a.assignment(), a_before, "partitions moved");
-            let events = vec![a.events(), b.events(), c.events()];
-            assert_never_owned_twice(&events);
-            for m in [a, b, c] {
-                m.stop(CLOSE).await;
-            }
+    in_cluster(|bootstrap| async move {
+        let (a, b, all) = two_members(&bootstrap, "t", 6, &[]).await;
+        let g1 = a.generation();
+        let a_before = a.assignment();
+        let c = Member::spawn(&bootstrap, &[], &["t"]);
+        wait_for("three members assigned", 60_000, || {
+            settled(&[&a, &b, &c], &all)
         })
-        .await
-        .unwrap();
+        .await;
+        assert!(
+            a.generation() > g1,
+            "generation grew: {g1} -> {}",
+            a.generation()
+        );
+        assert_eq!(c.assignment().len(), 2);
+        assert_ne!(a.assignment(), a_before, "partitions moved");
+        let events = vec![a.events(), b.events(), c.events()];
+        assert_never_owned_twice(&events);
+        for m in [a, b, c] {
+            m.stop(CLOSE).await;
+        }
+    })
+    .await;
 }
 
 // session.timeout.ms: a member that stops heartbeating (crashed: dropped
 // without LeaveGroup) is removed, and its partitions move to the others.
 #[madsim::test]
 async fn a_dropped_consumer_is_removed_after_session_timeout_and_its_partitions_move() {
-    let cluster = start();
-    let bootstrap = cluster.bootstrap.clone();
-    cluster
-        .client
-        .spawn(async move {
-            create_topic(&bootstrap, "t", 4).await;
-            let all = partitions("t", 4);
-            let a = Member::spawn(&bootstrap, &[], &["t"]);
-            let b = Member::spawn(&bootstrap, &[], &["t"]);
-            wait_for("two members assigned", 30_000, || settled(&[&a, &b], &all)).await;
-            let crashed_at = Instant::now();
-            b.stop(CRASH).await;
-            wait_for("the survivor owns everything", 40_000, || a.assignment().len() == 4).await;
-            let took = crashed_at.elapsed();
-            // It waited for session.timeout.ms (10 s), not a LeaveGroup.
-            assert!(took >= Duration::from_millis(7_000), "moved after {took:?}, before the session could expire");
-            a.stop(CLOSE).await;
+    in_cluster(|bootstrap| async move {
+        let (a, b, all) = two_members(&bootstrap, "t", 4, &[]).await;
+        let crashed_at = Instant::now();
+        b.stop(CRASH).await;
+        wait_for("the survivor owns everything", 40_000, || {
+            a.assignment().len() == 4
         })
-        .await
-        .unwrap();
+        .await;
+        let took = crashed_at.elapsed();
+        // It waited for session.timeout.ms (10 s), not a LeaveGroup.
+        assert!(
+            took >= Duration::from_millis(7_000),
+            "moved after {took:?}, before the session could expire"
+        );
+        a.stop(CLOSE).await;
+    })
+    .await;
 }
 
 // KafkaConsumer.commitSync + OffsetFetch: a new member starts at the
 // group's committed offset, not at auto.offset.reset.
 #[madsim::test]
 async fn commit_sync_then_a_new_consumer_in_the_group_starts_at_the_committed_offset() {
-    let cluster = start();
-    let bootstrap = cluster.bootstrap.clone();
-    cluster
-        .client
-        .spawn(async move {
-            create_topic(&bootstrap, "t", 2).await;
-            produce(&bootstrap, "t", 2, 100).await;
-            let config = ConsumerConfig::from_map(&map(&[
-                ("group.id", GROUP),
-                ("auto.offset.reset", "earliest"),
-                ("enable.auto.commit", "false"),
-                ("max.poll.records", "10"),
-            ]))
-            .unwrap();
-            let mut first = Consumer::new(bootstrap.clone(), config.clone());
-            first.subscribe(vec!["t".into()]);
-            let mut read = 0;
-            for _ in 0..200 {
-                read += first.poll(Duration::from_millis(200)).await.unwrap().len();
-                if read >= 30 {
-                    break;
-                }
-            }
-            assert!(read >= 30, "read {read}");
-            let positions: BTreeMap<Tp, i64> = (0..2).map(|p| (("t".to_string(), p), first.position("t", p).unwrap())).collect();
-            first.commit_sync().await.expect("commit");
-            let committed = first.committed(&[("t".into(), 0), ("t".into(), 1)]).await.unwrap();
-            for (tp, pos) in &positions {
-                assert_eq!(committed[tp].as_ref().map(|c| c.offset), Some(*pos), "{tp:?}");
-            }
-            first.close().await.unwrap();
-            drop(first);
-            let mut second = Consumer::new(bootstrap.clone(), config);
-            second.subscribe(vec!["t".into()]);
-            let mut first_offsets: BTreeMap<i32, i64> = BTreeMap::new();
-            for _ in 0..200 {
-                for r in second.poll(Duration::from_millis(200)).await.unwrap() {
-                    first_offsets.entry(r.partition).or_insert(r.offset);
-                }
-                if first_offsets.len() == 2 {
-                    break;
-                }
-            }
-            for (tp, pos) in &positions {
-                if *pos < 50 {
-                    assert_eq!(first_offsets.get(&tp.1), Some(pos), "partition {} resumes at the committed offset", tp.1);
-                }
-            }
-            second.close().await.unwrap();
-        })
-        .await
+    in_cluster(|bootstrap| async move {
+        create_topic(&bootstrap, "t", 2).await;
+        produce(&bootstrap, "t", 2, 100).await;
+        let config = ConsumerConfig::from_map(&map(&[
+            ("group.id", GROUP),
+            ("auto.offset.reset", "earliest"),
+            ("enable.auto.commit", "false"),
+            ("max.poll.records", "10"),
+        ]))
         .unwrap();
+        let mut first = Consumer::new(bootstrap.clone(), config.clone());
+        first.subscribe(vec!["t".into()]);
+        let mut read = 0;
+        for _ in 0..200 {
+            read += first.poll(Duration::from_millis(200)).await.unwrap().len();
+            if read >= 30 {
+                break;
+            }
+        }
+        assert!(read >= 30, "read {read}");
+        let positions: BTreeMap<Tp, i64> = (0..2)
+            .map(|p| (("t".to_string(), p), first.position("t", p).unwrap()))
+            .collect();
+        first.commit_sync().await.expect("commit");
+        let committed = first
+            .committed(&[("t".into(), 0), ("t".into(), 1)])
+            .await
+            .unwrap();
+        for (tp, pos) in &positions {
+            assert_eq!(
+                committed[tp].as_ref().map(|c| c.offset),
+                Some(*pos),
+                "{tp:?}"
+            );
+        }
+        first.close().await.unwrap();
+        drop(first);
+        let mut second = Consumer::new(bootstrap.clone(), config);
+        second.subscribe(vec!["t".into()]);
+        let mut first_offsets: BTreeMap<i32, i64> = BTreeMap::new();
+        for _ in 0..200 {
+            for r in second.poll(Duration::from_millis(200)).await.unwrap() {
+                first_offsets.entry(r.partition).or_insert(r.offset);
+            }
+            if first_offsets.len() == 2 {
+                break;
+            }
+        }
+        for (tp, pos) in &positions {
+            if *pos < 50 {
+                assert_eq!(
+                    first_offsets.get(&tp.1),
+                    Some(pos),
+                    "partition {} resumes at the committed offset",
+                    tp.1
+                );
+            }
+        }
+        second.close().await.unwrap();
+    })
+    .await;
 }
 
 // max.poll.interval.ms: a member that does not poll in time is kicked out
@@ -343,51 +414,57 @@ async fn commit_sync_then_a_new_consumer_in_the_group_starts_at_the_committed_of
 // CommitFailedException, and the next poll rejoins.
 #[madsim::test]
 async fn commit_after_being_kicked_out_for_not_polling_fails_with_commit_failed() {
-    let cluster = start();
-    let bootstrap = cluster.bootstrap.clone();
-    cluster
-        .client
-        .spawn(async move {
-            create_topic(&bootstrap, "t", 2).await;
-            produce(&bootstrap, "t", 2, 20).await;
-            let config = ConsumerConfig::from_map(&map(&[
-                ("group.id", GROUP),
-                ("auto.offset.reset", "earliest"),
-                ("enable.auto.commit", "false"),
-                ("max.poll.interval.ms", "6000"),
-                ("session.timeout.ms", "10000"),
-                ("heartbeat.interval.ms", "1000"),
-            ]))
-            .unwrap();
-            let mut consumer = Consumer::new(bootstrap.clone(), config);
-            consumer.subscribe(vec!["t".into()]);
-            for _ in 0..200 {
-                consumer.poll(Duration::from_millis(200)).await.unwrap();
-                if consumer.assignment().len() == 2 && consumer.position("t", 0).is_some() {
-                    break;
-                }
-            }
-            assert_eq!(consumer.assignment().len(), 2);
-            consumer.commit_sync().await.expect("a member in the group commits");
-            // Slow processing: no poll for longer than max.poll.interval.ms.
-            tokio::time::sleep(Duration::from_millis(9_000)).await;
-            let e = consumer.commit_sync().await.unwrap_err();
-            assert!(matches!(e, ClientError::CommitFailed(_)), "{e:?}");
-            // The next poll rejoins; the partitions were lost, then reassigned.
-            for _ in 0..200 {
-                consumer.poll(Duration::from_millis(200)).await.unwrap();
-                if consumer.group_metadata().unwrap().generation_id >= 0 && consumer.assignment().len() == 2 {
-                    break;
-                }
-            }
-            let events = consumer.take_rebalance_events();
-            assert!(events.iter().any(|e| !e.lost.is_empty()), "partitions reported lost: {events:?}");
-            assert_eq!(consumer.assignment().len(), 2);
-            consumer.commit_sync().await.expect("commits again after rejoining");
-            consumer.close().await.unwrap();
-        })
-        .await
+    in_cluster(|bootstrap| async move {
+        create_topic(&bootstrap, "t", 2).await;
+        produce(&bootstrap, "t", 2, 20).await;
+        let config = ConsumerConfig::from_map(&map(&[
+            ("group.id", GROUP),
+            ("auto.offset.reset", "earliest"),
+            ("enable.auto.commit", "false"),
+            ("max.poll.interval.ms", "6000"),
+            ("session.timeout.ms", "10000"),
+            ("heartbeat.interval.ms", "1000"),
+        ]))
         .unwrap();
+        let mut consumer = Consumer::new(bootstrap.clone(), config);
+        consumer.subscribe(vec!["t".into()]);
+        for _ in 0..200 {
+            consumer.poll(Duration::from_millis(200)).await.unwrap();
+            if consumer.assignment().len() == 2 && consumer.position("t", 0).is_some() {
+                break;
+            }
+        }
+        assert_eq!(consumer.assignment().len(), 2);
+        consumer
+            .commit_sync()
+            .await
+            .expect("a member in the group commits");
+        // Slow processing: no poll for longer than max.poll.interval.ms.
+        tokio::time::sleep(Duration::from_millis(9_000)).await;
+        let e = consumer.commit_sync().await.unwrap_err();
+        assert!(matches!(e, ClientError::CommitFailed(_)), "{e:?}");
+        // The next poll rejoins; the partitions were lost, then reassigned.
+        for _ in 0..200 {
+            consumer.poll(Duration::from_millis(200)).await.unwrap();
+            if consumer.group_metadata().unwrap().generation_id >= 0
+                && consumer.assignment().len() == 2
+            {
+                break;
+            }
+        }
+        let events = consumer.take_rebalance_events();
+        assert!(
+            events.iter().any(|e| !e.lost.is_empty()),
+            "partitions reported lost: {events:?}"
+        );
+        assert_eq!(consumer.assignment().len(), 2);
+        consumer
+            .commit_sync()
+            .await
+            .expect("commits again after rejoining");
+        consumer.close().await.unwrap();
+    })
+    .await;
 }
 
 /// Records the listener's calls.
@@ -395,24 +472,41 @@ struct Recorder(Arc<Mutex<Vec<(&'static str, Vec<Tp>)>>>);
 
 impl ConsumerRebalanceListener for Recorder {
     fn on_partitions_revoked(&mut self, partitions: &[(String, i32)]) {
-        self.0.lock().unwrap().push(("revoked", partitions.to_vec()));
+        self.0
+            .lock()
+            .unwrap()
+            .push(("revoked", partitions.to_vec()));
     }
     fn on_partitions_assigned(&mut self, partitions: &[(String, i32)]) {
-        self.0.lock().unwrap().push(("assigned", partitions.to_vec()));
+        self.0
+            .lock()
+            .unwrap()
+            .push(("assigned", partitions.to_vec()));
     }
 }
 
 /// Two members, then a third; returns the first member's rebalance
 /// events after the third joined, its assignment before, and the
 /// listener's calls.
-async fn third_member_joins(bootstrap: &[SocketAddr], strategy: &str) -> (Vec<RebalanceEvent>, Vec<Tp>, Vec<(&'static str, Vec<Tp>)>) {
+async fn third_member_joins(
+    bootstrap: &[SocketAddr],
+    strategy: &str,
+) -> (Vec<RebalanceEvent>, Vec<Tp>, Vec<(&'static str, Vec<Tp>)>) {
     create_topic(bootstrap, "t", 6).await;
     let all = partitions("t", 6);
     let pairs = [("partition.assignment.strategy", strategy)];
     let calls = Arc::new(Mutex::new(Vec::new()));
-    let mut config = vec![("group.id", GROUP), ("auto.offset.reset", "earliest"), ("session.timeout.ms", "10000"), ("heartbeat.interval.ms", "1000")];
+    let mut config = vec![
+        ("group.id", GROUP),
+        ("auto.offset.reset", "earliest"),
+        ("session.timeout.ms", "10000"),
+        ("heartbeat.interval.ms", "1000"),
+    ];
     config.extend_from_slice(&pairs);
-    let mut consumer = Consumer::new(bootstrap.to_vec(), ConsumerConfig::from_map(&map(&config)).unwrap());
+    let mut consumer = Consumer::new(
+        bootstrap.to_vec(),
+        ConsumerConfig::from_map(&map(&config)).unwrap(),
+    );
     consumer.subscribe_with_listener(vec!["t".into()], Box::new(Recorder(calls.clone())));
     let a = Member::run(consumer);
     let b = Member::spawn(bootstrap, &pairs, &["t"]);
@@ -421,7 +515,10 @@ async fn third_member_joins(bootstrap: &[SocketAddr], strategy: &str) -> (Vec<Re
     let events_before = a.events().len();
     let calls_before = calls.lock().unwrap().len();
     let c = Member::spawn(bootstrap, &pairs, &["t"]);
-    wait_for("three members assigned", 60_000, || settled(&[&a, &b, &c], &all) && c.assignment().len() == 2).await;
+    wait_for("three members assigned", 60_000, || {
+        settled(&[&a, &b, &c], &all) && c.assignment().len() == 2
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_never_owned_twice(&[a.events(), b.events(), c.events()]);
     let after: Vec<RebalanceEvent> = a.events()[events_before..].to_vec();
@@ -436,163 +533,196 @@ async fn third_member_joins(bootstrap: &[SocketAddr], strategy: &str) -> (Vec<Re
 // owns through the rebalance and revokes only those that move.
 #[madsim::test]
 async fn cooperative_sticky_revokes_only_the_partitions_that_move() {
-    let cluster = start();
-    let bootstrap = cluster.bootstrap.clone();
-    cluster
-        .client
-        .spawn(async move {
-            let (events, before, calls) = third_member_joins(&bootstrap, "cooperative-sticky").await;
-            let revoked: Vec<Tp> = events.iter().flat_map(|e| e.revoked.clone()).collect();
-            assert_eq!(revoked.len(), 1, "of 3 owned, 1 moves to the new member: {events:?}");
-            let kept: BTreeSet<Tp> = before.iter().filter(|tp| !revoked.contains(tp)).cloned().collect();
-            for e in &events {
-                assert!(kept.iter().all(|tp| e.owned.contains(tp)), "kept partitions stay owned throughout: {e:?}");
-            }
-            assert!(calls.iter().filter(|(k, _)| *k == "revoked").all(|(_, ps)| ps.len() == 1), "{calls:?}");
-        })
-        .await
-        .unwrap();
+    in_cluster(|bootstrap| async move {
+        let (events, before, calls) = third_member_joins(&bootstrap, "cooperative-sticky").await;
+        let revoked: Vec<Tp> = events.iter().flat_map(|e| e.revoked.clone()).collect();
+        assert_eq!(
+            revoked.len(),
+            1,
+            "of 3 owned, 1 moves to the new member: {events:?}"
+        );
+        let kept: BTreeSet<Tp> = before
+            .iter()
+            .filter(|tp| !revoked.contains(tp))
+            .cloned()
+            .collect();
+        for e in &events {
+            assert!(
+                kept.iter().all(|tp| e.owned.contains(tp)),
+                "kept partitions stay owned throughout: {e:?}"
+            );
+        }
+        assert!(
+            calls
+                .iter()
+                .filter(|(k, _)| *k == "revoked")
+                .all(|(_, ps)| ps.len() == 1),
+            "{calls:?}"
+        );
+    })
+    .await;
 }
 
 // Eager protocol (range): every member revokes all it owns before rejoining.
 #[madsim::test]
 async fn eager_range_revokes_everything_on_rebalance() {
-    let cluster = start();
-    let bootstrap = cluster.bootstrap.clone();
-    cluster
-        .client
-        .spawn(async move {
-            let (events, before, calls) = third_member_joins(&bootstrap, "range").await;
-            let first = events.first().expect("a rebalance event");
-            assert_eq!(first.revoked, before, "everything revoked before rejoining");
-            assert!(first.owned.is_empty());
-            assert_eq!(calls.first(), Some(&("revoked", before.clone())), "the listener was told first");
-            assert!(calls.iter().any(|(k, ps)| *k == "assigned" && ps.len() == 2), "{calls:?}");
-        })
-        .await
-        .unwrap();
+    in_cluster(|bootstrap| async move {
+        let (events, before, calls) = third_member_joins(&bootstrap, "range").await;
+        let first = events.first().expect("a rebalance event");
+        assert_eq!(first.revoked, before, "everything revoked before rejoining");
+        assert!(first.owned.is_empty());
+        assert_eq!(
+            calls.first(),
+            Some(&("revoked", before.clone())),
+            "the listener was told first"
+        );
+        assert!(
+            calls
+                .iter()
+                .any(|(k, ps)| *k == "assigned" && ps.len() == 2),
+            "{calls:?}"
+        );
+    })
+    .await;
 }
 
 // KIP-345: a static member restarted within session.timeout.ms gets its
 // partitions back and the group does not rebalance.
 #[madsim::test]
 async fn static_member_restart_within_session_timeout_keeps_its_partitions_without_a_rebalance() {
-    let cluster = start();
-    let bootstrap = cluster.bootstrap.clone();
-    cluster
-        .client
-        .spawn(async move {
-            create_topic(&bootstrap, "t", 4).await;
-            let all = partitions("t", 4);
-            let statics = |id: &'static str| [("group.instance.id", id), ("session.timeout.ms", "30000")];
-            let a = Member::spawn(&bootstrap, &statics("a"), &["t"]);
-            let b = Member::spawn(&bootstrap, &statics("b"), &["t"]);
-            wait_for("two static members assigned", 30_000, || settled(&[&a, &b], &all)).await;
-            let generation = b.generation();
-            let a_owned = a.assignment();
-            let b_events = b.events().len();
-            a.stop(CRASH).await;
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            let a2 = Member::spawn(&bootstrap, &statics("a"), &["t"]);
-            wait_for("the restarted member assigned", 30_000, || !a2.assignment().is_empty()).await;
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            assert_eq!(a2.assignment(), a_owned, "same partitions back");
-            assert_eq!(a2.generation(), generation, "no new generation");
-            assert_eq!(b.generation(), generation);
-            assert_eq!(b.events().len(), b_events, "the other member saw no rebalance");
-            a2.stop(CLOSE).await;
-            b.stop(CLOSE).await;
+    in_cluster(|bootstrap| async move {
+        create_topic(&bootstrap, "t", 4).await;
+        let all = partitions("t", 4);
+        let statics =
+            |id: &'static str| [("group.instance.id", id), ("session.timeout.ms", "30000")];
+        let a = Member::spawn(&bootstrap, &statics("a"), &["t"]);
+        let b = Member::spawn(&bootstrap, &statics("b"), &["t"]);
+        wait_for("two static members assigned", 30_000, || {
+            settled(&[&a, &b], &all)
         })
-        .await
-        .unwrap();
+        .await;
+        let generation = b.generation();
+        let a_owned = a.assignment();
+        let b_events = b.events().len();
+        a.stop(CRASH).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let a2 = Member::spawn(&bootstrap, &statics("a"), &["t"]);
+        wait_for("the restarted member assigned", 30_000, || {
+            !a2.assignment().is_empty()
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(a2.assignment(), a_owned, "same partitions back");
+        assert_eq!(a2.generation(), generation, "no new generation");
+        assert_eq!(b.generation(), generation);
+        assert_eq!(
+            b.events().len(),
+            b_events,
+            "the other member saw no rebalance"
+        );
+        a2.stop(CLOSE).await;
+        b.stop(CLOSE).await;
+    })
+    .await;
 }
 
 // enable.auto.commit: the positions of earlier polls are committed every
 // auto.commit.interval.ms without the application committing.
 #[madsim::test]
 async fn auto_commit_commits_the_positions_of_earlier_polls() {
-    let cluster = start();
-    let bootstrap = cluster.bootstrap.clone();
-    cluster
-        .client
-        .spawn(async move {
-            create_topic(&bootstrap, "t", 2).await;
-            produce(&bootstrap, "t", 2, 40).await;
-            let a = Member::spawn(&bootstrap, &[("auto.commit.interval.ms", "1000")], &["t"]);
-            wait_for("all records read", 30_000, || a.records().len() >= 40).await;
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            let mut probe = Consumer::new(bootstrap.clone(), ConsumerConfig::from_map(&map(&[("group.id", GROUP)])).unwrap());
-            let committed = probe.committed(&[("t".into(), 0), ("t".into(), 1)]).await.unwrap();
-            for p in 0..2 {
-                assert_eq!(committed[&("t".to_string(), p)], Some(OffsetAndMetadata::new(20)), "partition {p}");
-            }
-            a.stop(CLOSE).await;
-        })
-        .await
-        .unwrap();
+    in_cluster(|bootstrap| async move {
+        create_topic(&bootstrap, "t", 2).await;
+        produce(&bootstrap, "t", 2, 40).await;
+        let a = Member::spawn(&bootstrap, &[("auto.commit.interval.ms", "1000")], &["t"]);
+        wait_for("all records read", 30_000, || a.records().len() >= 40).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let mut probe = Consumer::new(
+            bootstrap.clone(),
+            ConsumerConfig::from_map(&map(&[("group.id", GROUP)])).unwrap(),
+        );
+        let committed = probe
+            .committed(&[("t".into(), 0), ("t".into(), 1)])
+            .await
+            .unwrap();
+        for p in 0..2 {
+            assert_eq!(
+                committed[&("t".to_string(), p)],
+                Some(OffsetAndMetadata::new(20)),
+                "partition {p}"
+            );
+        }
+        a.stop(CLOSE).await;
+    })
+    .await;
 }
 
 // KafkaConsumer.subscribe(Pattern): the pattern is re-evaluated on metadata
 // refresh, so a matching topic created later is assigned; others are not.
 #[madsim::test]
 async fn regex_subscription_picks_up_a_topic_created_later() {
-    let cluster = start();
-    let bootstrap = cluster.bootstrap.clone();
-    cluster
-        .client
-        .spawn(async move {
-            create_topic(&bootstrap, "ev-a", 2).await;
-            create_topic(&bootstrap, "other", 2).await;
-            let config = ConsumerConfig::from_map(&map(&[
-                ("group.id", GROUP),
-                ("auto.offset.reset", "earliest"),
-                ("metadata.max.age.ms", "1000"),
-            ]))
-            .unwrap();
-            let mut consumer = Consumer::new(bootstrap.clone(), config);
-            assert!(consumer.subscribe_pattern("ev-[").is_err(), "a bad regex is a ConfigError");
-            consumer.subscribe_pattern("ev-.*").unwrap();
-            let a = Member::run(consumer);
-            wait_for("ev-a assigned", 30_000, || a.assignment().len() == 2).await;
-            assert!(a.assignment().iter().all(|(t, _)| t == "ev-a"));
-            create_topic(&bootstrap, "ev-b", 3).await;
-            produce(&bootstrap, "ev-b", 3, 9).await;
-            wait_for("ev-b assigned", 30_000, || a.assignment().len() == 5).await;
-            wait_for("ev-b records read", 30_000, || a.records().iter().filter(|(t, _, _)| t == "ev-b").count() == 9).await;
-            assert!(a.assignment().iter().all(|(t, _)| t != "other"));
-            a.stop(CLOSE).await;
-        })
-        .await
+    in_cluster(|bootstrap| async move {
+        create_topic(&bootstrap, "ev-a", 2).await;
+        create_topic(&bootstrap, "other", 2).await;
+        let config = ConsumerConfig::from_map(&map(&[
+            ("group.id", GROUP),
+            ("auto.offset.reset", "earliest"),
+            ("metadata.max.age.ms", "1000"),
+        ]))
         .unwrap();
+        let mut consumer = Consumer::new(bootstrap.clone(), config);
+        assert!(
+            consumer.subscribe_pattern("ev-[").is_err(),
+            "a bad regex is a ConfigError"
+        );
+        consumer.subscribe_pattern("ev-.*").unwrap();
+        let a = Member::run(consumer);
+        wait_for("ev-a assigned", 30_000, || a.assignment().len() == 2).await;
+        assert!(a.assignment().iter().all(|(t, _)| t == "ev-a"));
+        create_topic(&bootstrap, "ev-b", 3).await;
+        produce(&bootstrap, "ev-b", 3, 9).await;
+        wait_for("ev-b assigned", 30_000, || a.assignment().len() == 5).await;
+        wait_for("ev-b records read", 30_000, || {
+            a.records().iter().filter(|(t, _, _)| t == "ev-b").count() == 9
+        })
+        .await;
+        assert!(a.assignment().iter().all(|(t, _)| t != "other"));
+        a.stop(CLOSE).await;
+    })
+    .await;
 }
 
 // Standalone commits (assign with a group.id): generation -1 and an empty
 // member id, as Kafka's consumer sends when it manages partitions itself.
 #[madsim::test]
 async fn assign_mode_with_a_group_id_commits_standalone_and_resumes_from_it() {
-    let cluster = start();
-    let bootstrap = cluster.bootstrap.clone();
-    cluster
-        .client
-        .spawn(async move {
-            create_topic(&bootstrap, "t", 1).await;
-            produce(&bootstrap, "t", 1, 10).await;
-            let config = ConsumerConfig::from_map(&map(&[("group.id", "solo"), ("auto.offset.reset", "earliest")])).unwrap();
-            let mut c = Consumer::new(bootstrap.clone(), config.clone());
-            c.assign(vec![("t".into(), 0)]);
-            let offsets = BTreeMap::from([(("t".to_string(), 0), OffsetAndMetadata::new(7))]);
-            c.commit_sync_offsets(offsets).await.expect("standalone commit");
-            let mut c2 = Consumer::new(bootstrap.clone(), config);
-            c2.assign(vec![("t".into(), 0)]);
-            let mut first = None;
-            for _ in 0..50 {
-                if let Some(r) = c2.poll(Duration::from_millis(200)).await.unwrap().first() {
-                    first = Some(r.offset);
-                    break;
-                }
-            }
-            assert_eq!(first, Some(7), "an assigned partition starts at the group's committed offset");
-        })
-        .await
+    in_cluster(|bootstrap| async move {
+        create_topic(&bootstrap, "t", 1).await;
+        produce(&bootstrap, "t", 1, 10).await;
+        let config = ConsumerConfig::from_map(&map(&[
+            ("group.id", "solo"),
+            ("auto.offset.reset", "earliest"),
+        ]))
         .unwrap();
+        let mut c = Consumer::new(bootstrap.clone(), config.clone());
+        c.assign(vec![("t".into(), 0)]);
+        let offsets = BTreeMap::from([(("t".to_string(), 0), OffsetAndMetadata::new(7))]);
+        c.commit_sync_offsets(offsets)
+            .await
+            .expect("standalone commit");
+        let mut c2 = Consumer::new(bootstrap.clone(), config);
+        c2.assign(vec![("t".into(), 0)]);
+        let mut first = None;
+        for _ in 0..50 {
+            if let Some(r) = c2.poll(Duration::from_millis(200)).await.unwrap().first() {
+                first = Some(r.offset);
+                break;
+            }
+        }
+        assert_eq!(
+            first,
+            Some(7),
+            "an assigned partition starts at the group's committed offset"
+        );
+    })
+    .await;
 }

@@ -69,7 +69,11 @@ pub struct Generation {
 
 impl Generation {
     pub fn none() -> Generation {
-        Generation { generation_id: NO_GENERATION, member_id: UNKNOWN_MEMBER_ID.to_string(), protocol_name: None }
+        Generation {
+            generation_id: NO_GENERATION,
+            member_id: UNKNOWN_MEMBER_ID.to_string(),
+            protocol_name: None,
+        }
     }
 }
 
@@ -115,7 +119,9 @@ pub enum SyncOutcome {
     /// Stable with the new assignment (the change is for the listener).
     Done(Change),
     /// Rejoin (REBALANCE_IN_PROGRESS, reset generation, or a lost coordinator).
-    Rejoin { coordinator_unknown: bool },
+    Rejoin {
+        coordinator_unknown: bool,
+    },
     Fatal(ClientError),
 }
 
@@ -188,7 +194,8 @@ impl GroupMembership {
 
     /// The generation if the member is stable in it (commits need one).
     pub fn generation_if_stable(&self) -> Option<&Generation> {
-        (self.state == MemberState::Stable && self.generation.generation_id >= 0).then_some(&self.generation)
+        (self.state == MemberState::Stable && self.generation.generation_id >= 0)
+            .then_some(&self.generation)
     }
 
     /// Whether a rebalance is under way (a commit then fails with
@@ -209,7 +216,10 @@ impl GroupMembership {
     /// / resetGenerationOnLeaveGroup). Owned partitions are kept, to be
     /// reported lost by the next `prepare_join`.
     pub fn reset_generation(&mut self, reason: &str) {
-        tracing::debug!("group member {}: resetting generation: {reason}", self.generation.member_id);
+        tracing::debug!(
+            "group member {}: resetting generation: {reason}",
+            self.generation.member_id
+        );
         self.generation = Generation::none();
         self.state = MemberState::Unjoined;
         self.rejoin_reason = Some(reason.to_string());
@@ -221,14 +231,19 @@ impl GroupMembership {
     /// subscribes to.
     pub fn prepare_join(&mut self, subscribed_topics: &BTreeSet<String>) -> Change {
         let mut change = Change::default();
-        if self.generation.generation_id == NO_GENERATION || self.generation.member_id == UNKNOWN_MEMBER_ID {
+        if self.generation.generation_id == NO_GENERATION
+            || self.generation.member_id == UNKNOWN_MEMBER_ID
+        {
             change.lost = std::mem::take(&mut self.owned).into_iter().collect();
         } else {
             match self.protocol {
-                RebalanceProtocol::Eager => change.revoked = std::mem::take(&mut self.owned).into_iter().collect(),
+                RebalanceProtocol::Eager => {
+                    change.revoked = std::mem::take(&mut self.owned).into_iter().collect()
+                }
                 RebalanceProtocol::Cooperative => {
-                    let (gone, keep): (BTreeSet<_>, BTreeSet<_>) =
-                        std::mem::take(&mut self.owned).into_iter().partition(|tp| !subscribed_topics.contains(&tp.0));
+                    let (gone, keep): (BTreeSet<_>, BTreeSet<_>) = std::mem::take(&mut self.owned)
+                        .into_iter()
+                        .partition(|tp| !subscribed_topics.contains(&tp.0));
                     self.owned = keep;
                     change.revoked = gone.into_iter().collect();
                 }
@@ -241,21 +256,36 @@ impl GroupMembership {
 
     /// A JoinGroup answer. `member_id` is the id the coordinator returned
     /// (the new id with MEMBER_ID_REQUIRED).
-    pub fn on_join_response(&mut self, error_code: i16, generation_id: i32, member_id: &str, leader: &str, protocol_name: Option<&str>) -> JoinOutcome {
+    pub fn on_join_response(
+        &mut self,
+        error_code: i16,
+        generation_id: i32,
+        member_id: &str,
+        leader: &str,
+        protocol_name: Option<&str>,
+    ) -> JoinOutcome {
         if self.state != MemberState::Joining {
             return JoinOutcome::RetryLater;
         }
         match error_code {
             codes::NONE => {
-                assert!(generation_id >= 0, "a successful JoinGroup carries a generation");
-                assert!(!member_id.is_empty(), "a successful JoinGroup names the member");
+                assert!(
+                    generation_id >= 0,
+                    "a successful JoinGroup carries a generation"
+                );
+                assert!(
+                    !member_id.is_empty(),
+                    "a successful JoinGroup names the member"
+                );
                 self.generation = Generation {
                     generation_id,
                     member_id: member_id.to_string(),
                     protocol_name: protocol_name.map(str::to_string),
                 };
                 self.state = MemberState::Syncing;
-                JoinOutcome::Joined { is_leader: leader == member_id }
+                JoinOutcome::Joined {
+                    is_leader: leader == member_id,
+                }
             }
             codes::MEMBER_ID_REQUIRED => {
                 // KIP-394: join again with the id the coordinator gave us.
@@ -266,8 +296,12 @@ impl GroupMembership {
                 self.reset_generation("join: member or generation unknown to the coordinator");
                 JoinOutcome::Restart
             }
-            codes::REBALANCE_IN_PROGRESS | codes::COORDINATOR_LOAD_IN_PROGRESS => JoinOutcome::RetryLater,
-            codes::COORDINATOR_NOT_AVAILABLE | codes::NOT_COORDINATOR => JoinOutcome::CoordinatorUnknown,
+            codes::REBALANCE_IN_PROGRESS | codes::COORDINATOR_LOAD_IN_PROGRESS => {
+                JoinOutcome::RetryLater
+            }
+            codes::COORDINATOR_NOT_AVAILABLE | codes::NOT_COORDINATOR => {
+                JoinOutcome::CoordinatorUnknown
+            }
             codes::FENCED_INSTANCE_ID
             | codes::INCONSISTENT_GROUP_PROTOCOL
             | codes::INVALID_GROUP_ID
@@ -285,15 +319,24 @@ impl GroupMembership {
 
     /// A SyncGroup answer with the decoded assignment (`None` if the error
     /// code is not NONE).
-    pub fn on_sync_response(&mut self, error_code: i16, assignment: Option<Vec<TopicPartition>>) -> SyncOutcome {
+    pub fn on_sync_response(
+        &mut self,
+        error_code: i16,
+        assignment: Option<Vec<TopicPartition>>,
+    ) -> SyncOutcome {
         if self.state != MemberState::Syncing {
-            return SyncOutcome::Rejoin { coordinator_unknown: false };
+            return SyncOutcome::Rejoin {
+                coordinator_unknown: false,
+            };
         }
         match (error_code, assignment) {
             (codes::NONE, Some(assigned)) => {
                 let new: BTreeSet<TopicPartition> = assigned.into_iter().collect();
                 // Eager members revoked everything before joining.
-                assert!(self.protocol == RebalanceProtocol::Cooperative || self.owned.is_empty(), "eager member still owns partitions at sync");
+                assert!(
+                    self.protocol == RebalanceProtocol::Cooperative || self.owned.is_empty(),
+                    "eager member still owns partitions at sync"
+                );
                 let revoked: Vec<TopicPartition> = self.owned.difference(&new).cloned().collect();
                 let added: Vec<TopicPartition> = new.difference(&self.owned).cloned().collect();
                 self.owned = new;
@@ -303,28 +346,45 @@ impl GroupMembership {
                     // the leader can hand them to their new owners.
                     self.request_rejoin("partitions revoked in a cooperative rebalance");
                 }
-                SyncOutcome::Done(Change { revoked, lost: Vec::new(), assigned: Some(added) })
+                SyncOutcome::Done(Change {
+                    revoked,
+                    lost: Vec::new(),
+                    assigned: Some(added),
+                })
             }
             (codes::NONE, None) => {
                 self.state = MemberState::Unjoined;
                 self.request_rejoin("SyncGroup without an assignment");
-                SyncOutcome::Rejoin { coordinator_unknown: false }
+                SyncOutcome::Rejoin {
+                    coordinator_unknown: false,
+                }
             }
             (codes::REBALANCE_IN_PROGRESS, _) => {
                 self.state = MemberState::Unjoined;
                 self.request_rejoin("rebalance in progress at sync");
-                SyncOutcome::Rejoin { coordinator_unknown: false }
+                SyncOutcome::Rejoin {
+                    coordinator_unknown: false,
+                }
             }
             (codes::UNKNOWN_MEMBER_ID | codes::ILLEGAL_GENERATION, _) => {
                 self.reset_generation("sync: member or generation unknown to the coordinator");
-                SyncOutcome::Rejoin { coordinator_unknown: false }
+                SyncOutcome::Rejoin {
+                    coordinator_unknown: false,
+                }
             }
             (codes::COORDINATOR_NOT_AVAILABLE | codes::NOT_COORDINATOR, _) => {
                 self.state = MemberState::Unjoined;
                 self.request_rejoin("coordinator moved during sync");
-                SyncOutcome::Rejoin { coordinator_unknown: true }
+                SyncOutcome::Rejoin {
+                    coordinator_unknown: true,
+                }
             }
-            (code @ (codes::FENCED_INSTANCE_ID | codes::GROUP_AUTHORIZATION_FAILED | codes::INCONSISTENT_GROUP_PROTOCOL), _) => {
+            (
+                code @ (codes::FENCED_INSTANCE_ID
+                | codes::GROUP_AUTHORIZATION_FAILED
+                | codes::INCONSISTENT_GROUP_PROTOCOL),
+                _,
+            ) => {
                 let e = ClientError::broker(code, "sync group", None);
                 self.fail(e.clone());
                 SyncOutcome::Fatal(e)
@@ -332,7 +392,9 @@ impl GroupMembership {
             _ => {
                 self.state = MemberState::Unjoined;
                 self.request_rejoin("sync failed");
-                SyncOutcome::Rejoin { coordinator_unknown: false }
+                SyncOutcome::Rejoin {
+                    coordinator_unknown: false,
+                }
             }
         }
     }
@@ -347,7 +409,11 @@ impl GroupMembership {
     }
 
     /// A Heartbeat answer for a request sent in generation `sent`.
-    pub fn on_heartbeat_response(&mut self, error_code: i16, sent: &Generation) -> HeartbeatOutcome {
+    pub fn on_heartbeat_response(
+        &mut self,
+        error_code: i16,
+        sent: &Generation,
+    ) -> HeartbeatOutcome {
         if *sent != self.generation {
             return HeartbeatOutcome::Ignored;
         }
@@ -366,7 +432,9 @@ impl GroupMembership {
                 self.reset_generation("heartbeat: member or generation unknown to the coordinator");
                 HeartbeatOutcome::Rejoin
             }
-            codes::COORDINATOR_NOT_AVAILABLE | codes::NOT_COORDINATOR => HeartbeatOutcome::CoordinatorUnknown,
+            codes::COORDINATOR_NOT_AVAILABLE | codes::NOT_COORDINATOR => {
+                HeartbeatOutcome::CoordinatorUnknown
+            }
             codes::FENCED_INSTANCE_ID | codes::GROUP_AUTHORIZATION_FAILED => {
                 let e = ClientError::broker(error_code, "heartbeat", None);
                 self.fail(e.clone());
@@ -382,7 +450,9 @@ impl GroupMembership {
     pub fn on_commit_error(&mut self, error_code: i16, sent: &Generation) -> Option<ClientError> {
         let current = *sent == self.generation;
         match error_code {
-            codes::COORDINATOR_LOAD_IN_PROGRESS | codes::COORDINATOR_NOT_AVAILABLE | codes::NOT_COORDINATOR => None,
+            codes::COORDINATOR_LOAD_IN_PROGRESS
+            | codes::COORDINATOR_NOT_AVAILABLE
+            | codes::NOT_COORDINATOR => None,
             codes::REBALANCE_IN_PROGRESS => {
                 if current {
                     self.request_rejoin("commit: rebalance in progress");
@@ -391,7 +461,9 @@ impl GroupMembership {
             }
             codes::UNKNOWN_MEMBER_ID | codes::ILLEGAL_GENERATION => {
                 if current {
-                    self.reset_generation("commit: member or generation unknown to the coordinator");
+                    self.reset_generation(
+                        "commit: member or generation unknown to the coordinator",
+                    );
                 }
                 Some(ClientError::CommitFailed(format!(
                     "the group has already rebalanced and assigned the partitions to another member ({})",
@@ -401,7 +473,9 @@ impl GroupMembership {
             codes::FENCED_INSTANCE_ID => {
                 let e = ClientError::broker(error_code, "offset commit", None);
                 self.fail(e.clone());
-                Some(ClientError::CommitFailed("this member's group.instance.id was fenced by a newer instance".into()))
+                Some(ClientError::CommitFailed(
+                    "this member's group.instance.id was fenced by a newer instance".into(),
+                ))
             }
             code => Some(ClientError::broker(code, "offset commit", None)),
         }
@@ -419,9 +493,15 @@ impl GroupMembership {
     pub fn give_up_all(&mut self) -> Change {
         let all: Vec<TopicPartition> = std::mem::take(&mut self.owned).into_iter().collect();
         if self.generation.generation_id >= 0 {
-            Change { revoked: all, ..Change::default() }
+            Change {
+                revoked: all,
+                ..Change::default()
+            }
         } else {
-            Change { lost: all, ..Change::default() }
+            Change {
+                lost: all,
+                ..Change::default()
+            }
         }
     }
 
@@ -445,10 +525,20 @@ mod tests {
     }
 
     /// Joins and syncs `m` into generation `g` with `assigned`.
-    fn join(m: &mut GroupMembership, g: i32, member: &str, assigned: Vec<TopicPartition>) -> Change {
+    fn join(
+        m: &mut GroupMembership,
+        g: i32,
+        member: &str,
+        assigned: Vec<TopicPartition>,
+    ) -> Change {
         let prep = m.prepare_join(&topics(&["t"]));
-        assert_eq!(m.on_join_response(0, g, member, member, Some("range")), JoinOutcome::Joined { is_leader: true });
-        let SyncOutcome::Done(c) = m.on_sync_response(0, Some(assigned)) else { panic!("sync failed") };
+        assert_eq!(
+            m.on_join_response(0, g, member, member, Some("range")),
+            JoinOutcome::Joined { is_leader: true }
+        );
+        let SyncOutcome::Done(c) = m.on_sync_response(0, Some(assigned)) else {
+            panic!("sync failed")
+        };
         let mut c = c;
         c.revoked.extend(prep.revoked);
         c.lost.extend(prep.lost);
@@ -462,12 +552,20 @@ mod tests {
         let mut m = GroupMembership::new(RebalanceProtocol::Eager);
         assert!(m.needs_join());
         m.prepare_join(&topics(&["t"]));
-        assert_eq!(m.on_join_response(codes::MEMBER_ID_REQUIRED, -1, "m-1", "", None), JoinOutcome::RetryNow);
+        assert_eq!(
+            m.on_join_response(codes::MEMBER_ID_REQUIRED, -1, "m-1", "", None),
+            JoinOutcome::RetryNow
+        );
         assert_eq!(m.generation().member_id, "m-1");
         assert_eq!(m.state(), MemberState::Joining);
-        assert_eq!(m.on_join_response(0, 1, "m-1", "m-2", Some("range")), JoinOutcome::Joined { is_leader: false });
+        assert_eq!(
+            m.on_join_response(0, 1, "m-1", "m-2", Some("range")),
+            JoinOutcome::Joined { is_leader: false }
+        );
         assert_eq!(m.state(), MemberState::Syncing);
-        let SyncOutcome::Done(c) = m.on_sync_response(0, Some(vec![tp("t", 0)])) else { panic!() };
+        let SyncOutcome::Done(c) = m.on_sync_response(0, Some(vec![tp("t", 0)])) else {
+            panic!()
+        };
         assert_eq!(c.assigned, Some(vec![tp("t", 0)]));
         assert_eq!(m.generation_if_stable().map(|g| g.generation_id), Some(1));
         assert!(!m.needs_join());
@@ -495,16 +593,27 @@ mod tests {
         m.request_rejoin("new member");
         let prep = m.prepare_join(&topics(&["t"]));
         assert!(prep.revoked.is_empty() && prep.lost.is_empty(), "{prep:?}");
-        assert_eq!(m.owned().len(), 3, "owned partitions are kept while joining");
+        assert_eq!(
+            m.owned().len(),
+            3,
+            "owned partitions are kept while joining"
+        );
         m.on_join_response(0, 2, "a", "a", Some("cooperative-sticky"));
-        let SyncOutcome::Done(c) = m.on_sync_response(0, Some(vec![tp("t", 0), tp("t", 1)])) else { panic!() };
+        let SyncOutcome::Done(c) = m.on_sync_response(0, Some(vec![tp("t", 0), tp("t", 1)])) else {
+            panic!()
+        };
         assert_eq!(c.revoked, vec![tp("t", 2)]);
         assert_eq!(c.assigned, Some(vec![]));
-        assert!(m.needs_join(), "revoking partitions asks for a follow-up rebalance");
+        assert!(
+            m.needs_join(),
+            "revoking partitions asks for a follow-up rebalance"
+        );
         // The follow-up round with nothing revoked settles.
         m.prepare_join(&topics(&["t"]));
         m.on_join_response(0, 3, "a", "a", Some("cooperative-sticky"));
-        let SyncOutcome::Done(c) = m.on_sync_response(0, Some(vec![tp("t", 0), tp("t", 1)])) else { panic!() };
+        let SyncOutcome::Done(c) = m.on_sync_response(0, Some(vec![tp("t", 0), tp("t", 1)])) else {
+            panic!()
+        };
         assert!(c.revoked.is_empty());
         assert!(!m.needs_join());
     }
@@ -518,7 +627,10 @@ mod tests {
         m.request_rejoin("subscription changed");
         let c = m.prepare_join(&topics(&["t"]));
         assert_eq!(c.revoked, vec![tp("u", 0)]);
-        assert_eq!(m.owned().iter().cloned().collect::<Vec<_>>(), vec![tp("t", 0)]);
+        assert_eq!(
+            m.owned().iter().cloned().collect::<Vec<_>>(),
+            vec![tp("t", 0)]
+        );
     }
 
     // Kafka's HeartbeatResponseHandler: UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION
@@ -529,7 +641,10 @@ mod tests {
             let mut m = GroupMembership::new(RebalanceProtocol::Eager);
             join(&mut m, 4, "a", vec![tp("t", 0)]);
             let sent = m.generation().clone();
-            assert_eq!(m.on_heartbeat_response(code, &sent), HeartbeatOutcome::Rejoin);
+            assert_eq!(
+                m.on_heartbeat_response(code, &sent),
+                HeartbeatOutcome::Rejoin
+            );
             assert_eq!(m.generation().generation_id, NO_GENERATION);
             assert_eq!(m.generation().member_id, "");
             assert!(m.generation_if_stable().is_none());
@@ -544,12 +659,25 @@ mod tests {
         let mut m = GroupMembership::new(RebalanceProtocol::Eager);
         join(&mut m, 1, "a", vec![tp("t", 0)]);
         let sent = m.generation().clone();
-        assert_eq!(m.on_heartbeat_response(codes::REBALANCE_IN_PROGRESS, &sent), HeartbeatOutcome::Rejoin);
+        assert_eq!(
+            m.on_heartbeat_response(codes::REBALANCE_IN_PROGRESS, &sent),
+            HeartbeatOutcome::Rejoin
+        );
         assert!(m.needs_join());
-        assert_eq!(m.generation().generation_id, 1, "the generation is kept: commits fail with REBALANCE_IN_PROGRESS");
+        assert_eq!(
+            m.generation().generation_id,
+            1,
+            "the generation is kept: commits fail with REBALANCE_IN_PROGRESS"
+        );
         // An answer for an older generation is ignored.
-        let old = Generation { generation_id: 0, ..sent.clone() };
-        assert_eq!(m.on_heartbeat_response(codes::UNKNOWN_MEMBER_ID, &old), HeartbeatOutcome::Ignored);
+        let old = Generation {
+            generation_id: 0,
+            ..sent.clone()
+        };
+        assert_eq!(
+            m.on_heartbeat_response(codes::UNKNOWN_MEMBER_ID, &old),
+            HeartbeatOutcome::Ignored
+        );
         assert_eq!(m.generation().generation_id, 1);
     }
 
@@ -558,7 +686,10 @@ mod tests {
         let mut m = GroupMembership::new(RebalanceProtocol::Eager);
         join(&mut m, 1, "a", vec![tp("t", 0)]);
         let sent = m.generation().clone();
-        assert!(matches!(m.on_heartbeat_response(codes::FENCED_INSTANCE_ID, &sent), HeartbeatOutcome::Fatal(_)));
+        assert!(matches!(
+            m.on_heartbeat_response(codes::FENCED_INSTANCE_ID, &sent),
+            HeartbeatOutcome::Fatal(_)
+        ));
         assert!(m.fatal().is_some());
         assert!(!m.needs_join(), "a fenced member does not rejoin");
     }
@@ -569,10 +700,16 @@ mod tests {
         let mut m = GroupMembership::new(RebalanceProtocol::Eager);
         join(&mut m, 2, "a", vec![tp("t", 0)]);
         let sent = m.generation().clone();
-        assert_eq!(m.on_commit_error(codes::REBALANCE_IN_PROGRESS, &sent), Some(ClientError::RebalanceInProgress));
+        assert_eq!(
+            m.on_commit_error(codes::REBALANCE_IN_PROGRESS, &sent),
+            Some(ClientError::RebalanceInProgress)
+        );
         assert!(m.rebalance_in_progress());
         assert_eq!(m.on_commit_error(codes::NOT_COORDINATOR, &sent), None);
-        assert!(matches!(m.on_commit_error(codes::ILLEGAL_GENERATION, &sent), Some(ClientError::CommitFailed(_))));
+        assert!(matches!(
+            m.on_commit_error(codes::ILLEGAL_GENERATION, &sent),
+            Some(ClientError::CommitFailed(_))
+        ));
         assert_eq!(m.generation().generation_id, NO_GENERATION);
     }
 
@@ -580,9 +717,18 @@ mod tests {
     fn join_errors_fatal_retry_or_rediscover() {
         let mut m = GroupMembership::new(RebalanceProtocol::Eager);
         m.prepare_join(&topics(&["t"]));
-        assert_eq!(m.on_join_response(codes::NOT_COORDINATOR, -1, "", "", None), JoinOutcome::CoordinatorUnknown);
-        assert_eq!(m.on_join_response(codes::REBALANCE_IN_PROGRESS, -1, "", "", None), JoinOutcome::RetryLater);
-        assert!(matches!(m.on_join_response(codes::INCONSISTENT_GROUP_PROTOCOL, -1, "", "", None), JoinOutcome::Fatal(_)));
+        assert_eq!(
+            m.on_join_response(codes::NOT_COORDINATOR, -1, "", "", None),
+            JoinOutcome::CoordinatorUnknown
+        );
+        assert_eq!(
+            m.on_join_response(codes::REBALANCE_IN_PROGRESS, -1, "", "", None),
+            JoinOutcome::RetryLater
+        );
+        assert!(matches!(
+            m.on_join_response(codes::INCONSISTENT_GROUP_PROTOCOL, -1, "", "", None),
+            JoinOutcome::Fatal(_)
+        ));
         assert!(m.fatal().is_some());
     }
 
@@ -591,7 +737,12 @@ mod tests {
         let mut m = GroupMembership::new(RebalanceProtocol::Eager);
         m.prepare_join(&topics(&["t"]));
         m.on_join_response(0, 1, "a", "a", None);
-        assert_eq!(m.on_sync_response(codes::UNKNOWN_MEMBER_ID, None), SyncOutcome::Rejoin { coordinator_unknown: false });
+        assert_eq!(
+            m.on_sync_response(codes::UNKNOWN_MEMBER_ID, None),
+            SyncOutcome::Rejoin {
+                coordinator_unknown: false
+            }
+        );
         assert_eq!(m.generation().generation_id, NO_GENERATION);
         assert!(m.needs_join());
     }

@@ -38,7 +38,10 @@ mod coordinator;
 mod fetcher;
 pub mod group;
 
-pub use fetcher::{list_offsets, ConsumerRecord, EARLIEST_TIMESTAMP, FETCH_VERSION, LATEST_TIMESTAMP, LIST_OFFSETS_VERSION};
+pub use fetcher::{
+    list_offsets, ConsumerRecord, EARLIEST_TIMESTAMP, FETCH_VERSION, LATEST_TIMESTAMP,
+    LIST_OFFSETS_VERSION,
+};
 
 use super::assignor::{by_name, PartitionAssignor, RebalanceProtocol, TopicPartition};
 use super::clock::{ClientClock, Timer};
@@ -67,7 +70,11 @@ pub struct OffsetAndMetadata {
 
 impl OffsetAndMetadata {
     pub fn new(offset: i64) -> OffsetAndMetadata {
-        OffsetAndMetadata { offset, leader_epoch: None, metadata: String::new() }
+        OffsetAndMetadata {
+            offset,
+            leader_epoch: None,
+            metadata: String::new(),
+        }
     }
 }
 
@@ -118,7 +125,10 @@ enum Subscription {
     Topics(BTreeSet<String>),
     /// `subscribe_pattern`: the topics matching the regex, re-evaluated on
     /// metadata refresh.
-    Pattern { regex: regex::Regex, matched: BTreeSet<String> },
+    Pattern {
+        regex: regex::Regex,
+        matched: BTreeSet<String>,
+    },
 }
 
 impl Subscription {
@@ -172,7 +182,10 @@ pub struct Consumer {
 }
 
 /// A queued commit_async.
-type PendingCommit = (BTreeMap<TopicPartition, OffsetAndMetadata>, Option<CommitCallback>);
+type PendingCommit = (
+    BTreeMap<TopicPartition, OffsetAndMetadata>,
+    Option<CommitCallback>,
+);
 
 impl Drop for Consumer {
     /// A dropped consumer stops heartbeating at once (the harness "crashes"
@@ -205,13 +218,18 @@ impl Consumer {
                 request_timeout_ms: config.network.request_timeout_ms,
             };
             GroupState {
-                client: GroupClient::new(cluster.clone(), settings, GroupMembership::new(config.rebalance_protocol)),
+                client: GroupClient::new(
+                    cluster.clone(),
+                    settings,
+                    GroupMembership::new(config.rebalance_protocol),
+                ),
                 assignors: resolve_assignors(&config.assignors),
                 heartbeat: None,
                 join: None,
                 leader_snapshot: None,
                 metadata_checked: None,
-                next_auto_commit: Instant::now() + Duration::from_millis(config.auto_commit_interval_ms),
+                next_auto_commit: Instant::now()
+                    + Duration::from_millis(config.auto_commit_interval_ms),
             }
         });
         Consumer {
@@ -240,7 +258,12 @@ impl Consumer {
         self.owned = partitions.into_iter().collect();
         self.awaiting_committed.retain(|tp| self.owned.contains(tp));
         if self.group.is_some() {
-            let new: Vec<TopicPartition> = self.owned.iter().filter(|tp| self.fetcher.position(tp).is_none()).cloned().collect();
+            let new: Vec<TopicPartition> = self
+                .owned
+                .iter()
+                .filter(|tp| self.fetcher.position(tp).is_none())
+                .cloned()
+                .collect();
             self.awaiting_committed.extend(new);
         }
         self.fetcher.retain(&self.owned);
@@ -258,7 +281,11 @@ impl Consumer {
     }
 
     /// `subscribe` with a rebalance listener, called from poll.
-    pub fn subscribe_with_listener(&mut self, topics: Vec<String>, listener: Box<dyn ConsumerRebalanceListener>) {
+    pub fn subscribe_with_listener(
+        &mut self,
+        topics: Vec<String>,
+        listener: Box<dyn ConsumerRebalanceListener>,
+    ) {
         *self.listener.get_mut().unwrap() = Some(listener);
         self.subscribe(topics);
     }
@@ -273,7 +300,10 @@ impl Consumer {
             value: pattern.into(),
             reason: e.to_string(),
         })?;
-        self.set_subscription(Subscription::Pattern { regex, matched: BTreeSet::new() });
+        self.set_subscription(Subscription::Pattern {
+            regex,
+            matched: BTreeSet::new(),
+        });
         if let Some(g) = &mut self.group {
             g.metadata_checked = None;
         }
@@ -286,11 +316,15 @@ impl Consumer {
             self.awaiting_committed.clear();
             self.fetcher.retain(&self.owned);
         }
-        let changed = self.subscription.topics() != subscription.topics() || !self.subscription.is_group();
+        let changed =
+            self.subscription.topics() != subscription.topics() || !self.subscription.is_group();
         self.subscription = subscription;
         if let Some(g) = &self.group {
             if changed {
-                g.client.lock().membership.request_rejoin("subscription changed");
+                g.client
+                    .lock()
+                    .membership
+                    .request_rejoin("subscription changed");
             }
         }
     }
@@ -370,12 +404,17 @@ impl Consumer {
         self.complete_async_commits().await;
         if self.subscription.is_group() {
             let Some(g) = &mut self.group else {
-                return Err(ClientError::Unsupported("subscribe needs a group.id".into()));
+                return Err(ClientError::Unsupported(
+                    "subscribe needs a group.id".into(),
+                ));
             };
             g.client.lock().last_poll = Instant::now();
             if g.heartbeat.is_none() {
                 let client = g.client.clone();
-                g.heartbeat = Some(tokio::spawn(coordinator::heartbeat_loop(client, self.config.max_poll_interval_ms)));
+                g.heartbeat = Some(tokio::spawn(coordinator::heartbeat_loop(
+                    client,
+                    self.config.max_poll_interval_ms,
+                )));
             }
             self.maybe_auto_commit().await;
         }
@@ -389,10 +428,17 @@ impl Consumer {
             }
             timer.update();
             let committed_ok = self.refresh_committed_offsets().await;
-            let resettable: BTreeSet<TopicPartition> = self.owned.difference(&self.awaiting_committed).cloned().collect();
+            let resettable: BTreeSet<TopicPartition> = self
+                .owned
+                .difference(&self.awaiting_committed)
+                .cloned()
+                .collect();
             let resolved = self.fetcher.resolve_positions(&resettable).await?;
             timer.update();
-            let fetched = self.fetcher.fetch_round(&self.owned, timer.remaining()).await?;
+            let fetched = self
+                .fetcher
+                .fetch_round(&self.owned, timer.remaining())
+                .await?;
             let progressed = resolved && fetched && committed_ok;
             if let Some(records) = self.fetcher.drain_buffers(&self.owned) {
                 return Ok(records);
@@ -421,7 +467,11 @@ impl Consumer {
             }
             if let Some(handle) = g.join.as_mut() {
                 timer.update();
-                let wait = if self.owned.is_empty() { timer.remaining() } else { Duration::ZERO };
+                let wait = if self.owned.is_empty() {
+                    timer.remaining()
+                } else {
+                    Duration::ZERO
+                };
                 let done = if handle.is_finished() || !wait.is_zero() {
                     tokio::time::timeout(wait, handle).await.ok()
                 } else {
@@ -430,7 +480,10 @@ impl Consumer {
                 let Some(result) = done else { return Ok(()) };
                 g.join = None;
                 match result {
-                    Ok(Ok(JoinResult::Synced { change, leader_snapshot })) => {
+                    Ok(Ok(JoinResult::Synced {
+                        change,
+                        leader_snapshot,
+                    })) => {
                         g.leader_snapshot = leader_snapshot;
                         self.apply_change(change);
                     }
@@ -467,14 +520,23 @@ impl Consumer {
         let change = g.client.lock().membership.prepare_join(&topics);
         self.apply_change(change);
         let g = self.group.as_mut().expect("group mode has a group");
-        let ctx = JoinContext { topics: topics.into_iter().collect(), assignors: g.assignors.clone() };
+        let ctx = JoinContext {
+            topics: topics.into_iter().collect(),
+            assignors: g.assignors.clone(),
+        };
         if ctx.assignors.is_empty() {
-            let e = ClientError::Unsupported(format!("no implementation of any configured assignor {:?}", self.config.assignors));
+            let e = ClientError::Unsupported(format!(
+                "no implementation of any configured assignor {:?}",
+                self.config.assignors
+            ));
             g.client.lock().membership.on_join_failed("no assignor");
             g.join = Some(tokio::spawn(async move { Err(e) }));
             return;
         }
-        g.join = Some(tokio::spawn(coordinator::join_and_sync(g.client.clone(), ctx)));
+        g.join = Some(tokio::spawn(coordinator::join_and_sync(
+            g.client.clone(),
+            ctx,
+        )));
     }
 
     /// Runs the listener for a change, records the event and updates what
@@ -487,7 +549,10 @@ impl Consumer {
         let Some(g) = &self.group else { return };
         let (generation, owned) = {
             let st = g.client.lock();
-            (st.membership.generation().clone(), st.membership.owned().clone())
+            (
+                st.membership.generation().clone(),
+                st.membership.owned().clone(),
+            )
         };
         if let Some(l) = self.listener.get_mut().unwrap().as_mut() {
             if !change.revoked.is_empty() {
@@ -504,7 +569,12 @@ impl Consumer {
         self.owned = owned;
         self.fetcher.retain(&self.owned);
         self.awaiting_committed.retain(|tp| self.owned.contains(tp));
-        self.awaiting_committed.extend(assigned.iter().filter(|tp| self.fetcher.position(tp).is_none()).cloned());
+        self.awaiting_committed.extend(
+            assigned
+                .iter()
+                .filter(|tp| self.fetcher.position(tp).is_none())
+                .cloned(),
+        );
         self.events.push(RebalanceEvent {
             generation_id: generation.generation_id,
             member_id: generation.member_id,
@@ -531,7 +601,12 @@ impl Consumer {
                 for (tp, committed) in found {
                     self.awaiting_committed.remove(&tp);
                     if let Some(c) = committed {
-                        tracing::debug!("{}-{}: starting at committed offset {}", tp.0, tp.1, c.offset);
+                        tracing::debug!(
+                            "{}-{}: starting at committed offset {}",
+                            tp.0,
+                            tp.1,
+                            c.offset
+                        );
                         self.fetcher.seek(tp, c.offset);
                     }
                 }
@@ -548,7 +623,9 @@ impl Consumer {
     /// every metadata.max.age.ms (and at once after subscribe_pattern).
     async fn check_metadata(&mut self) {
         let g = self.group.as_mut().expect("group mode has a group");
-        let due = g.metadata_checked.is_none_or(|t| t.elapsed() >= Duration::from_millis(self.config.network.metadata_max_age_ms));
+        let due = g.metadata_checked.is_none_or(|t| {
+            t.elapsed() >= Duration::from_millis(self.config.network.metadata_max_age_ms)
+        });
         let is_pattern = matches!(self.subscription, Subscription::Pattern { .. });
         if !due || (!is_pattern && g.leader_snapshot.is_none()) {
             return;
@@ -562,17 +639,27 @@ impl Consumer {
             }
         };
         if let Subscription::Pattern { regex, matched } = &mut self.subscription {
-            let now: BTreeSet<String> = counts.keys().filter(|t| regex.is_match(t)).cloned().collect();
+            let now: BTreeSet<String> = counts
+                .keys()
+                .filter(|t| regex.is_match(t))
+                .cloned()
+                .collect();
             if now != *matched {
                 tracing::debug!("pattern subscription now matches {now:?}");
                 *matched = now;
-                g.client.lock().membership.request_rejoin("pattern subscription matches different topics");
+                g.client
+                    .lock()
+                    .membership
+                    .request_rejoin("pattern subscription matches different topics");
             }
         }
         if let Some(snapshot) = &g.leader_snapshot {
             let changed = snapshot.iter().any(|(t, n)| counts.get(t) != Some(n));
             if changed {
-                g.client.lock().membership.request_rejoin("partition counts of subscribed topics changed");
+                g.client
+                    .lock()
+                    .membership
+                    .request_rejoin("partition counts of subscribed topics changed");
             }
         }
     }
@@ -587,8 +674,11 @@ impl Consumer {
         if Instant::now() < g.next_auto_commit {
             return;
         }
-        g.next_auto_commit = Instant::now() + Duration::from_millis(self.config.auto_commit_interval_ms);
-        let Some(generation) = g.client.lock().membership.generation_if_stable().cloned() else { return };
+        g.next_auto_commit =
+            Instant::now() + Duration::from_millis(self.config.auto_commit_interval_ms);
+        let Some(generation) = g.client.lock().membership.generation_if_stable().cloned() else {
+            return;
+        };
         let offsets = self.owned_positions();
         if offsets.is_empty() {
             return;
@@ -600,7 +690,14 @@ impl Consumer {
 
     /// The position of every owned partition that has one.
     fn owned_positions(&self) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
-        self.owned.iter().filter_map(|tp| self.fetcher.position(tp).map(|o| (tp.clone(), OffsetAndMetadata::new(o)))).collect()
+        self.owned
+            .iter()
+            .filter_map(|tp| {
+                self.fetcher
+                    .position(tp)
+                    .map(|o| (tp.clone(), OffsetAndMetadata::new(o)))
+            })
+            .collect()
     }
 
     /// Commits the positions of all owned partitions.
@@ -613,7 +710,10 @@ impl Consumer {
     /// partition), retrying retriable errors until default.api.timeout.ms.
     /// CommitFailed when the member is no longer in the group's
     /// generation; RebalanceInProgress during a rebalance.
-    pub async fn commit_sync_offsets(&mut self, offsets: BTreeMap<(String, i32), OffsetAndMetadata>) -> Result<(), ClientError> {
+    pub async fn commit_sync_offsets(
+        &mut self,
+        offsets: BTreeMap<(String, i32), OffsetAndMetadata>,
+    ) -> Result<(), ClientError> {
         self.complete_async_commits().await;
         self.commit_now(offsets).await
     }
@@ -621,12 +721,18 @@ impl Consumer {
     /// Queues a commit of `offsets` (the owned positions now, if `None`); it
     /// is sent and its callback run on a later poll, commit or close, in
     /// call order.
-    pub fn commit_async(&mut self, offsets: Option<BTreeMap<(String, i32), OffsetAndMetadata>>, callback: Option<CommitCallback>) {
+    pub fn commit_async(
+        &mut self,
+        offsets: Option<BTreeMap<(String, i32), OffsetAndMetadata>>,
+        callback: Option<CommitCallback>,
+    ) {
         let offsets = offsets.unwrap_or_else(|| self.owned_positions());
         let pending = self.pending_async.get_mut().unwrap();
         if pending.len() >= MAX_PENDING_ASYNC_COMMITS {
             if let Some(cb) = callback {
-                cb(Err(ClientError::Timeout("too many async commits pending; poll to complete them".into())));
+                cb(Err(ClientError::Timeout(
+                    "too many async commits pending; poll to complete them".into(),
+                )));
             }
             return;
         }
@@ -649,7 +755,10 @@ impl Consumer {
     /// its stable generation (none: CommitFailed, or RebalanceInProgress
     /// while rebalancing); an assigning one as a standalone member
     /// (generation -1, no member id).
-    async fn commit_now(&mut self, offsets: BTreeMap<TopicPartition, OffsetAndMetadata>) -> Result<(), ClientError> {
+    async fn commit_now(
+        &mut self,
+        offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
+    ) -> Result<(), ClientError> {
         let Some(g) = &self.group else {
             return Err(ClientError::Unsupported("commit needs a group.id".into()));
         };
@@ -674,9 +783,16 @@ impl Consumer {
     }
 
     /// OffsetCommit in `generation`, retried until default.api.timeout.ms.
-    async fn commit_in(&self, generation: &Generation, offsets: BTreeMap<TopicPartition, OffsetAndMetadata>) -> Result<(), ClientError> {
+    async fn commit_in(
+        &self,
+        generation: &Generation,
+        offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
+    ) -> Result<(), ClientError> {
         let g = self.group.as_ref().expect("commits need a group");
-        let mut timer = Timer::new(&self.config.clock, Duration::from_millis(self.config.default_api_timeout_ms));
+        let mut timer = Timer::new(
+            &self.config.clock,
+            Duration::from_millis(self.config.default_api_timeout_ms),
+        );
         let backoff = Duration::from_millis(self.config.network.retry_backoff_ms);
         loop {
             let last = match g.client.offset_commit(generation, &offsets).await {
@@ -701,11 +817,19 @@ impl Consumer {
 
     /// The last committed offset of each partition (`None`: nothing
     /// committed), retrying retriable errors until default.api.timeout.ms.
-    pub async fn committed(&mut self, partitions: &[(String, i32)]) -> Result<BTreeMap<(String, i32), Option<OffsetAndMetadata>>, ClientError> {
+    pub async fn committed(
+        &mut self,
+        partitions: &[(String, i32)],
+    ) -> Result<BTreeMap<(String, i32), Option<OffsetAndMetadata>>, ClientError> {
         let Some(g) = &self.group else {
-            return Err(ClientError::Unsupported("committed needs a group.id".into()));
+            return Err(ClientError::Unsupported(
+                "committed needs a group.id".into(),
+            ));
         };
-        let mut timer = Timer::new(&self.config.clock, Duration::from_millis(self.config.default_api_timeout_ms));
+        let mut timer = Timer::new(
+            &self.config.clock,
+            Duration::from_millis(self.config.default_api_timeout_ms),
+        );
         loop {
             let e = match g.client.offset_fetch(partitions).await {
                 Ok(found) => return Ok(found),
@@ -716,7 +840,10 @@ impl Consumer {
             if timer.is_expired() {
                 return Err(ClientError::Timeout(format!("committed: {e}")));
             }
-            tokio::time::sleep(Duration::from_millis(self.config.network.retry_backoff_ms).min(timer.remaining())).await;
+            tokio::time::sleep(
+                Duration::from_millis(self.config.network.retry_backoff_ms).min(timer.remaining()),
+            )
+            .await;
         }
     }
 
@@ -759,13 +886,26 @@ impl Consumer {
 
     /// The latest offset (the high watermark) of each partition, retrying
     /// retriable errors until default.api.timeout.ms.
-    pub async fn end_offsets(&mut self, partitions: &[(String, i32)]) -> Result<Vec<((String, i32), i64)>, ClientError> {
-        let mut timer = Timer::new(&self.config.clock, Duration::from_millis(self.config.default_api_timeout_ms));
+    pub async fn end_offsets(
+        &mut self,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<((String, i32), i64)>, ClientError> {
+        let mut timer = Timer::new(
+            &self.config.clock,
+            Duration::from_millis(self.config.default_api_timeout_ms),
+        );
         let mut found: BTreeMap<TopicPartition, i64> = BTreeMap::new();
         loop {
-            let missing: Vec<TopicPartition> = partitions.iter().filter(|tp| !found.contains_key(*tp)).cloned().collect();
+            let missing: Vec<TopicPartition> = partitions
+                .iter()
+                .filter(|tp| !found.contains_key(*tp))
+                .cloned()
+                .collect();
             if missing.is_empty() {
-                return Ok(partitions.iter().map(|tp| (tp.clone(), found[tp])).collect());
+                return Ok(partitions
+                    .iter()
+                    .map(|tp| (tp.clone(), found[tp]))
+                    .collect());
             }
             let mut last_error = None;
             for (tp, r) in list_offsets(&self.cluster, &missing, LATEST_TIMESTAMP).await {
@@ -783,7 +923,8 @@ impl Consumer {
                     return Err(ClientError::Timeout(format!("end_offsets: {e}")));
                 }
                 self.cluster.invalidate();
-                tokio::time::sleep(Duration::from_millis(self.config.network.retry_backoff_ms)).await;
+                tokio::time::sleep(Duration::from_millis(self.config.network.retry_backoff_ms))
+                    .await;
             }
         }
     }
@@ -804,7 +945,9 @@ fn resolve_assignors(choices: &[AssignorChoice]) -> Vec<Arc<dyn PartitionAssigno
             AssignorChoice::Custom(a) => out.push(a.clone()),
             AssignorChoice::BuiltIn(name) => match by_name(name) {
                 Some(a) => out.push(Arc::from(a)),
-                None => tracing::warn!("assignor {name} is not available in this build; left out of JoinGroup"),
+                None => tracing::warn!(
+                    "assignor {name} is not available in this build; left out of JoinGroup"
+                ),
             },
         }
     }
