@@ -84,6 +84,28 @@ pub mod defaults {
     pub const PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS: u64 = crate::log::producer_state::PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS_DEFAULT;
 }
 
+/// Group coordinator settings under Kafka's names, with Kafka's defaults
+/// (read by `coordinator::runtime::group_config`).
+pub mod group_defaults {
+    /// `group.initial.rebalance.delay.ms`: a new group's first rebalance
+    /// waits this long for more members.
+    pub const GROUP_INITIAL_REBALANCE_DELAY_MS: i64 = 3_000;
+    /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`.
+    pub const GROUP_MIN_SESSION_TIMEOUT_MS: i32 = 6_000;
+    pub const GROUP_MAX_SESSION_TIMEOUT_MS: i32 = 1_800_000;
+    /// `group.max.size` (Kafka: Int.MaxValue).
+    pub const GROUP_MAX_SIZE: usize = i32::MAX as usize;
+    /// `offsets.retention.minutes` (7 days).
+    pub const OFFSETS_RETENTION_MINUTES: i64 = 10_080;
+    /// `offsets.retention.check.interval.ms`.
+    pub const OFFSETS_RETENTION_CHECK_INTERVAL_MS: u64 = 600_000;
+    /// `offsets.commit.timeout.ms`: bound on waiting for an offsets or
+    /// group record to be replicated.
+    pub const OFFSETS_COMMIT_TIMEOUT_MS: u64 = 5_000;
+    /// `offset.metadata.max.bytes`.
+    pub const OFFSET_METADATA_MAX_BYTES: usize = 4_096;
+}
+
 /// What a topic config's value must look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigKind {

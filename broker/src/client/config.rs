@@ -2,6 +2,7 @@
 //! from string maps (scenario files). Unknown keys are ignored with a debug
 //! log; a bad value is a `ConfigError` naming the key.
 
+use super::assignor::{PartitionAssignor, RebalanceProtocol};
 use super::clock::ClientClock;
 use super::error::ConfigError;
 use super::interceptor::ProducerInterceptor;
@@ -340,7 +341,82 @@ pub enum OffsetReset {
     None,
 }
 
-/// Consumer settings (assign mode; groups are a later issue).
+/// One entry of `partition.assignment.strategy`.
+#[derive(Clone)]
+pub enum AssignorChoice {
+    /// A built-in assignor by its protocol name (`range`, `roundrobin`,
+    /// `sticky`, `cooperative-sticky`); Kafka class names are mapped to these.
+    BuiltIn(&'static str),
+    /// Set programmatically with `ConsumerConfig::with_assignor`.
+    Custom(Arc<dyn PartitionAssignor>),
+}
+
+impl AssignorChoice {
+    /// The protocol name sent in JoinGroup.
+    pub fn name(&self) -> &str {
+        match self {
+            AssignorChoice::BuiltIn(n) => n,
+            AssignorChoice::Custom(a) => a.name(),
+        }
+    }
+
+    /// The rebalance protocols the assignor supports (Kafka's
+    /// `supportedProtocols`: only cooperative-sticky adds COOPERATIVE among
+    /// the built-ins).
+    pub fn supported_protocols(&self) -> Vec<RebalanceProtocol> {
+        match self {
+            AssignorChoice::BuiltIn("cooperative-sticky") => vec![RebalanceProtocol::Eager, RebalanceProtocol::Cooperative],
+            AssignorChoice::BuiltIn(_) => vec![RebalanceProtocol::Eager],
+            AssignorChoice::Custom(a) => a.supported_protocols(),
+        }
+    }
+}
+
+impl std::fmt::Debug for AssignorChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AssignorChoice::BuiltIn(n) => write!(f, "{n}"),
+            AssignorChoice::Custom(a) => write!(f, "Custom({})", a.name()),
+        }
+    }
+}
+
+/// Built-ins are equal by name, custom assignors when they are the same object.
+impl PartialEq for AssignorChoice {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (AssignorChoice::BuiltIn(a), AssignorChoice::BuiltIn(b)) => a == b,
+            (AssignorChoice::Custom(a), AssignorChoice::Custom(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for AssignorChoice {}
+
+/// Kafka's built-in assignors: (protocol name, class name).
+pub const BUILT_IN_ASSIGNORS: &[(&str, &str)] = &[
+    ("range", "org.apache.kafka.clients.consumer.RangeAssignor"),
+    ("roundrobin", "org.apache.kafka.clients.consumer.RoundRobinAssignor"),
+    ("sticky", "org.apache.kafka.clients.consumer.StickyAssignor"),
+    ("cooperative-sticky", "org.apache.kafka.clients.consumer.CooperativeStickyAssignor"),
+];
+
+/// Kafka's rule (ConsumerCoordinator): the rebalance protocol is the highest
+/// one every configured assignor supports; none in common is an error.
+pub fn common_rebalance_protocol(assignors: &[AssignorChoice]) -> Option<RebalanceProtocol> {
+    let mut common: Option<Vec<RebalanceProtocol>> = None;
+    for a in assignors {
+        let supported = a.supported_protocols();
+        common = Some(match common {
+            None => supported,
+            Some(c) => c.into_iter().filter(|p| supported.contains(p)).collect(),
+        });
+    }
+    common?.into_iter().max()
+}
+
+/// Consumer settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerConfig {
     pub network: NetworkConfig,
@@ -356,8 +432,35 @@ pub struct ConsumerConfig {
     pub max_partition_fetch_bytes: i32,
     /// `fetch.max.bytes` (default 50 MiB).
     pub fetch_max_bytes: i32,
-    /// `default.api.timeout.ms` (default 60000): bound on end_offsets.
+    /// `default.api.timeout.ms` (default 60000): bound on end_offsets,
+    /// commit_sync and committed.
     pub default_api_timeout_ms: u64,
+    /// `group.id`: the consumer group; `None` for a standalone consumer
+    /// (subscribe then fails and nothing is committed).
+    pub group_id: Option<String>,
+    /// `group.instance.id` (KIP-345): a static member keeps its assignment
+    /// across restarts within session.timeout.ms and never sends LeaveGroup.
+    pub group_instance_id: Option<String>,
+    /// `session.timeout.ms` (default 45000): the coordinator removes a
+    /// member that has not heartbeated for this long.
+    pub session_timeout_ms: u64,
+    /// `heartbeat.interval.ms` (default 3000): how often the heartbeat task
+    /// tells the coordinator the member is alive.
+    pub heartbeat_interval_ms: u64,
+    /// `max.poll.interval.ms` (default 300000): a member that does not poll
+    /// for this long leaves the group; also the rebalance timeout sent in
+    /// JoinGroup.
+    pub max_poll_interval_ms: u64,
+    /// `enable.auto.commit`: default true when group.id is set; true
+    /// without a group.id is an error (Kafka's InvalidConfigurationException).
+    pub enable_auto_commit: bool,
+    /// `auto.commit.interval.ms` (default 5000).
+    pub auto_commit_interval_ms: u64,
+    /// `partition.assignment.strategy` in preference order (default Kafka's
+    /// `[range, cooperative-sticky]`), or an assignor set with `with_assignor`.
+    pub assignors: Vec<AssignorChoice>,
+    /// The highest protocol all `assignors` support.
+    pub rebalance_protocol: RebalanceProtocol,
     /// The wall clock poll deadlines and fetch backoffs are measured on
     /// (Kafka's consumer times them with `Time.milliseconds()`).
     pub clock: ClientClock,
@@ -372,6 +475,14 @@ const CONSUMER_KEYS: &[&str] = &[
     "fetch.max.bytes",
     "isolation.level",
     "default.api.timeout.ms",
+    "group.id",
+    "group.instance.id",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "partition.assignment.strategy",
 ];
 
 impl Default for ConsumerConfig {
@@ -402,7 +513,43 @@ impl ConsumerConfig {
         if max_poll_records == 0 {
             return Err(r.invalid("max.poll.records", "0", "must be >= 1"));
         }
+        let group_id = r.get("group.id").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let group_instance_id = r.get("group.instance.id").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        if group_instance_id.is_some() && group_id.is_none() {
+            return Err(r.invalid("group.instance.id", r.get("group.instance.id").unwrap_or(""), "needs a group.id"));
+        }
+        let enable_auto_commit = r.bool("enable.auto.commit", group_id.is_some())?;
+        if enable_auto_commit && group_id.is_none() {
+            return Err(r.invalid("enable.auto.commit", "true", "cannot be true without a group.id"));
+        }
+        let session_timeout_ms: u64 = r.num("session.timeout.ms", 45_000)?;
+        let heartbeat_interval_ms: u64 = r.num("heartbeat.interval.ms", 3_000)?;
+        if heartbeat_interval_ms == 0 || heartbeat_interval_ms >= session_timeout_ms {
+            let reason = format!("must be > 0 and below session.timeout.ms ({session_timeout_ms})");
+            return Err(r.invalid("heartbeat.interval.ms", &heartbeat_interval_ms.to_string(), &reason));
+        }
+        let max_poll_interval_ms: u64 = r.num("max.poll.interval.ms", 300_000)?;
+        if max_poll_interval_ms == 0 || max_poll_interval_ms > i32::MAX as u64 {
+            return Err(r.invalid("max.poll.interval.ms", &max_poll_interval_ms.to_string(), "must be between 1 and 2147483647"));
+        }
+        if session_timeout_ms > i32::MAX as u64 {
+            return Err(r.invalid("session.timeout.ms", &session_timeout_ms.to_string(), "must be at most 2147483647"));
+        }
+        let auto_commit_interval_ms: u64 = r.num("auto.commit.interval.ms", 5_000)?;
+        let assignors = assignment_strategy(&r)?;
+        let rebalance_protocol = common_rebalance_protocol(&assignors).ok_or_else(|| {
+            r.invalid("partition.assignment.strategy", r.get("partition.assignment.strategy").unwrap_or(""), "the assignors share no rebalance protocol")
+        })?;
         Ok(ConsumerConfig {
+            group_id,
+            group_instance_id,
+            session_timeout_ms,
+            heartbeat_interval_ms,
+            max_poll_interval_ms,
+            enable_auto_commit,
+            auto_commit_interval_ms,
+            assignors,
+            rebalance_protocol,
             network: NetworkConfig::parse(&r, "ksim-consumer")?,
             auto_offset_reset,
             max_poll_records,
@@ -421,6 +568,40 @@ impl ConsumerConfig {
         self.clock = clock;
         self
     }
+
+    /// Uses `assignor` as the only partition assignment strategy (replaces
+    /// `partition.assignment.strategy`; Kafka names a class there, which
+    /// cannot name a Rust type). The rebalance protocol becomes the
+    /// highest one it supports.
+    pub fn with_assignor(mut self, assignor: Box<dyn PartitionAssignor>) -> Self {
+        self.assignors = vec![AssignorChoice::Custom(Arc::from(assignor))];
+        self.rebalance_protocol = common_rebalance_protocol(&self.assignors).unwrap_or(RebalanceProtocol::Eager);
+        self
+    }
+}
+
+/// `partition.assignment.strategy`: a comma-separated list of built-in
+/// protocol names or Kafka class names, in preference order.
+fn assignment_strategy(r: &Reader<'_>) -> Result<Vec<AssignorChoice>, ConfigError> {
+    const KEY: &str = "partition.assignment.strategy";
+    let Some(value) = r.get(KEY) else {
+        return Ok(vec![AssignorChoice::BuiltIn("range"), AssignorChoice::BuiltIn("cooperative-sticky")]);
+    };
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((name, _)) = BUILT_IN_ASSIGNORS.iter().find(|(n, class)| item == *n || item == *class) else {
+            let known: Vec<&str> = BUILT_IN_ASSIGNORS.iter().map(|(n, _)| *n).collect();
+            let reason = format!("unknown assignor {item:?}: expected {} or their Kafka class names (custom assignors: ConsumerConfig::with_assignor)", known.join(", "));
+            return Err(r.invalid(KEY, value, &reason));
+        };
+        if !out.contains(&AssignorChoice::BuiltIn(name)) {
+            out.push(AssignorChoice::BuiltIn(name));
+        }
+    }
+    if out.is_empty() {
+        return Err(r.invalid(KEY, value, "names no assignor"));
+    }
+    Ok(out)
 }
 
 /// Admin client settings.
@@ -595,5 +776,39 @@ mod tests {
         assert!(matches!(e, ConfigError::NotImplemented { .. }), "{e}");
         let c = ConsumerConfig::from_map(&map(&[("auto.offset.reset", "earliest")])).unwrap();
         assert_eq!(c.auto_offset_reset, OffsetReset::Earliest);
+    }
+
+    // KAFKA-FACTS.md consumer defaults (Kafka 3.x).
+    #[test]
+    fn group_settings_follow_kafka_defaults() {
+        let c = ConsumerConfig::from_map(&map(&[("group.id", "g")])).unwrap();
+        assert_eq!(c.group_id.as_deref(), Some("g"));
+        assert_eq!((c.session_timeout_ms, c.heartbeat_interval_ms, c.max_poll_interval_ms), (45_000, 3_000, 300_000));
+        assert_eq!((c.enable_auto_commit, c.auto_commit_interval_ms), (true, 5_000));
+        assert_eq!(c.assignors, vec![AssignorChoice::BuiltIn("range"), AssignorChoice::BuiltIn("cooperative-sticky")]);
+        assert_eq!(c.rebalance_protocol, RebalanceProtocol::Eager, "range supports only EAGER");
+        let standalone = ConsumerConfig::default();
+        assert_eq!((standalone.group_id, standalone.enable_auto_commit), (None, false));
+        let e = ConsumerConfig::from_map(&map(&[("enable.auto.commit", "true")])).unwrap_err();
+        assert!(e.to_string().contains("enable.auto.commit"), "{e}");
+        let e = ConsumerConfig::from_map(&map(&[("group.id", "g"), ("heartbeat.interval.ms", "50000")])).unwrap_err();
+        assert!(e.to_string().contains("heartbeat.interval.ms"), "{e}");
+        let e = ConsumerConfig::from_map(&map(&[("group.instance.id", "i")])).unwrap_err();
+        assert!(e.to_string().contains("group.instance.id"), "{e}");
+    }
+
+    // ConsumerCoordinator: the protocol is the highest one all assignors support.
+    #[test]
+    fn assignment_strategy_takes_names_and_class_names() {
+        let c = ConsumerConfig::from_map(&map(&[("partition.assignment.strategy", "org.apache.kafka.clients.consumer.CooperativeStickyAssignor")])).unwrap();
+        assert_eq!(c.assignors, vec![AssignorChoice::BuiltIn("cooperative-sticky")]);
+        assert_eq!(c.rebalance_protocol, RebalanceProtocol::Cooperative);
+        let c = ConsumerConfig::from_map(&map(&[("partition.assignment.strategy", "roundrobin, sticky")])).unwrap();
+        assert_eq!(c.assignors.iter().map(|a| a.name()).collect::<Vec<_>>(), vec!["roundrobin", "sticky"]);
+        assert_eq!(c.rebalance_protocol, RebalanceProtocol::Eager);
+        for bad in ["", "fair", "range,com.example.Mine"] {
+            let e = ConsumerConfig::from_map(&map(&[("partition.assignment.strategy", bad)])).unwrap_err();
+            assert!(e.to_string().contains("partition.assignment.strategy"), "{bad}: {e}");
+        }
     }
 }

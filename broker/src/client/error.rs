@@ -36,6 +36,20 @@ pub enum ClientError {
     /// Metadata does not (yet) know the topic or its partition.
     #[error("unknown topic or partition {topic}-{partition}")]
     UnknownTopicOrPartition { topic: String, partition: i32 },
+    /// Kafka's CommitFailedException: the commit cannot succeed because
+    /// the member is no longer in the generation it committed for
+    /// (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, or it
+    /// was kicked out after max.poll.interval.ms).
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
+    /// Kafka's RebalanceInProgressException: a commit during a rebalance;
+    /// poll again (completing the rebalance) and commit what is then owned.
+    #[error("commit failed: the group is rebalancing")]
+    RebalanceInProgress,
+    /// The client cannot do what was asked (no group.id for a group
+    /// operation, an assignor it does not have).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
 }
 
 impl ClientError {
@@ -57,6 +71,7 @@ impl ClientError {
             ClientError::Broker { code, .. } => is_retriable_code(*code),
             ClientError::Malformed(_) => true,
             ClientError::CorruptRecords { .. } | ClientError::NoOffsetForPartition { .. } => false,
+            ClientError::CommitFailed(_) | ClientError::RebalanceInProgress | ClientError::Unsupported(_) => false,
         }
     }
 

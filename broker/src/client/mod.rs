@@ -1,7 +1,8 @@
-//! Kafka clients speaking the wire protocol to any broker: a producer, an
-//! assign-mode consumer and an admin client. They use madsim's TCP and
-//! clock under `--cfg madsim` and real tokio otherwise; nothing here
-//! iterates unordered maps or reads the wall clock directly.
+//! Kafka clients speaking the wire protocol to any broker: a producer, a
+//! consumer (assign mode and consumer groups) and an admin client. They
+//! use madsim's TCP and clock under `--cfg madsim` and real tokio
+//! otherwise; nothing here iterates unordered maps or reads the wall clock
+//! directly.
 //!
 //! # Layout
 //!
@@ -25,8 +26,12 @@
 //! - [`producer`]: `Producer` (send, send_with_callback, flush, close) and
 //!   its sender task: InitProducerId, Produce v9 requests per broker with
 //!   max.in.flight, compression, metadata refresh.
-//! - [`consumer`]: positions, Fetch v12 to every leader, offset reset via
-//!   ListOffsets, `end_offsets`.
+//! - [`consumer`]: the consumer, a module of its own (see its `# Layout`):
+//!   assign mode (positions, Fetch v12 to every leader, offset reset via
+//!   ListOffsets, `end_offsets`) and group mode (`subscribe`, the group
+//!   membership state machine in `consumer::group`, its coordinator
+//!   driver with join and heartbeat tasks, commits, rebalance listener).
+//! - [`assignor`]: the partition assignors a group leader runs.
 //! - [`admin`]: CreateTopics v7 and waiting for leaders.
 
 pub mod accumulator;
@@ -44,8 +49,10 @@ pub mod producer;
 
 pub use admin::{Admin, AlterConfigOp, ConfigEntry};
 pub use clock::ClientClock;
-pub use config::{AdminConfig, ConsumerConfig, Interceptors, NetworkConfig, OffsetReset, PartitionerChoice, ProducerConfig};
-pub use consumer::{Consumer, ConsumerRecord};
+pub use config::{AdminConfig, AssignorChoice, ConsumerConfig, Interceptors, NetworkConfig, OffsetReset, PartitionerChoice, ProducerConfig};
+pub use consumer::{
+    CommitCallback, Consumer, ConsumerGroupMetadata, ConsumerRebalanceListener, ConsumerRecord, OffsetAndMetadata, RebalanceEvent,
+};
 pub use error::{ClientError, ConfigError, SendError, SendErrorKind};
 pub use interceptor::{ProducerInterceptor, ProducerRecord};
 pub use partitioner::{murmur2, partition_for_key, BuiltInPartitioner, Partitioner, RandomPartitioner, RoundRobinPartitioner};

@@ -172,7 +172,22 @@ pub fn build_batch(template: &BatchHeader, base_offset: i64, last_offset_delta: 
 /// epoch and base sequence, as a producer sends it: for tests and tools
 /// that speak Produce with raw batches.
 pub fn producer_batch(producer_id: i64, producer_epoch: i16, base_sequence: i32, values: &[Bytes], timestamp_ms: i64) -> anyhow::Result<Vec<u8>> {
-    anyhow::ensure!(!values.is_empty(), "a batch needs a record");
+    let records: Vec<(Option<Bytes>, Option<Bytes>)> = values.iter().map(|v| (None, Some(v.clone()))).collect();
+    keyed_batch(producer_id, producer_epoch, base_sequence, &records, timestamp_ms)
+}
+
+/// An uncompressed batch of (key, value) records (a null value is a
+/// tombstone), every timestamp `timestamp_ms`, baseOffset 0, with the given
+/// producer id, epoch and base sequence (-1s: not idempotent, as the
+/// broker's own coordinator appends).
+pub fn keyed_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+    records: &[(Option<Bytes>, Option<Bytes>)],
+    timestamp_ms: i64,
+) -> anyhow::Result<Vec<u8>> {
+    anyhow::ensure!(!records.is_empty(), "a batch needs a record");
     let template = BatchHeader {
         base_offset: 0,
         batch_length: 0,
@@ -180,18 +195,18 @@ pub fn producer_batch(producer_id: i64, producer_epoch: i16, base_sequence: i32,
         magic: 2,
         crc: 0,
         attributes: 0,
-        last_offset_delta: values.len() as i32 - 1,
+        last_offset_delta: records.len() as i32 - 1,
         base_timestamp: timestamp_ms,
         max_timestamp: timestamp_ms,
         producer_id,
         producer_epoch,
         base_sequence,
-        record_count: values.len() as i32,
+        record_count: records.len() as i32,
     };
-    let records: Vec<LogRecord> = values
+    let records: Vec<LogRecord> = records
         .iter()
         .enumerate()
-        .map(|(i, v)| LogRecord { offset: i as i64, timestamp: timestamp_ms, key: None, value: Some(v.clone()), headers: Vec::new() })
+        .map(|(i, (k, v))| LogRecord { offset: i as i64, timestamp: timestamp_ms, key: k.clone(), value: v.clone(), headers: Vec::new() })
         .collect();
     build_batch(&template, 0, template.last_offset_delta, &records, Compression::None)
 }

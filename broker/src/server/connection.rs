@@ -45,7 +45,7 @@ pub async fn serve_connection(shared: Arc<BrokerShared>, mut stream: TcpStream, 
         if api_key == ApiKey::Produce {
             buggify::maybe_delay(buggify::SLOW_APPEND).await;
         }
-        let Some(resp) = api::dispatch(&shared, req).await else {
+        let Some(resp) = api::dispatch(&shared, req, peer).await else {
             continue; // acks=0 produce: no response
         };
         if api_key == ApiKey::Fetch {

@@ -126,6 +126,8 @@ pub struct BrokerShared {
     pub producer_ids: tokio::sync::Mutex<crate::api::init_producer_id::ProducerIdBlockState>,
     /// A graceful shutdown closed the logs: no replica opens any more.
     pub stopping: std::sync::atomic::AtomicBool,
+    /// The group coordinator for the offsets partitions this broker leads.
+    pub groups: crate::coordinator::runtime::GroupRuntime,
     start: tokio::time::Instant,
 }
 
@@ -357,6 +359,7 @@ pub async fn run_broker_until(
 ) -> anyhow::Result<()> {
     anyhow::ensure!(!config.log_dirs.is_empty(), "log.dirs is empty");
     let listen = config.listen;
+    let groups = crate::coordinator::runtime::GroupRuntime::new(&config.settings, format!("{}.{incarnation}", config.id));
     let shared = Arc::new(BrokerShared {
         config,
         storage,
@@ -372,6 +375,7 @@ pub async fn run_broker_until(
         halt: Notify::new(),
         producer_ids: tokio::sync::Mutex::new(Default::default()),
         stopping: std::sync::atomic::AtomicBool::new(false),
+        groups,
         start: tokio::time::Instant::now(),
     });
     shared.scan_log_dirs();
@@ -384,6 +388,7 @@ pub async fn run_broker_until(
         tokio::spawn(heartbeat::heartbeat_loop(shared.clone(), hw)),
         tokio::spawn(heartbeat::isr_loop(shared.clone())),
         tokio::spawn(housekeeping_loop(shared.clone())),
+        tokio::spawn(crate::coordinator::runtime::run(shared.clone())),
     ];
     let result = loop {
         tokio::select! {

@@ -9,8 +9,12 @@
 //! - `protocol`: ConsumerProtocolSubscription / ConsumerProtocolAssignment
 //!   encoding (the bytes inside JoinGroup metadata and SyncGroup
 //!   assignments).
-//! - one file per assignor: `range`, `round_robin`, `sticky`,
-//!   `cooperative_sticky`.
+//! - one file per assignor: [`range`] (Kafka's RangeAssignor),
+//!   [`round_robin`] (RoundRobinAssignor), [`sticky`] (StickyAssignor,
+//!   eager, with its StickyAssignorUserData v0/v1) and
+//!   [`cooperative_sticky`] (CooperativeStickyAssignor, KIP-429).
+//! - `balance`: the sticky assignors' shared core (ownership resolution by
+//!   generation, then balance, then stickiness).
 //!
 //! Everything here is a pure function of its inputs: members and topics
 //! are iterated in sorted order, so the same inputs give the same
@@ -18,6 +22,22 @@
 
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
+
+mod balance;
+pub mod cooperative_sticky;
+pub mod protocol;
+pub mod range;
+pub mod round_robin;
+pub mod sticky;
+
+pub use cooperative_sticky::CooperativeStickyAssignor;
+pub use protocol::{
+    decode_assignment, decode_subscription, encode_assignment, encode_subscription, ProtocolError,
+    CONSUMER_PROTOCOL_VERSION_LATEST,
+};
+pub use range::RangeAssignor;
+pub use round_robin::RoundRobinAssignor;
+pub use sticky::StickyAssignor;
 
 /// (topic, partition).
 pub type TopicPartition = (String, i32);
@@ -41,6 +61,10 @@ pub struct Subscription {
     /// The generation the owned partitions belong to (v2+); -1 unknown.
     pub generation_id: i32,
     pub rack_id: Option<String>,
+    /// The member's group.instance.id (KIP-345), filled in by the leader
+    /// from the JoinGroup response, never sent inside the subscription
+    /// bytes. Range and round-robin order static members by it.
+    pub group_instance_id: Option<String>,
 }
 
 /// One member's assignment.
@@ -85,6 +109,36 @@ pub trait PartitionAssignor: Send + Sync {
 /// A built-in assignor by its protocol name or Kafka class name
 /// (`org.apache.kafka.clients.consumer.RangeAssignor`, ...).
 pub fn by_name(name: &str) -> Option<Box<dyn PartitionAssignor>> {
-    let _ = name;
-    None
+    match name {
+        range::NAME | "org.apache.kafka.clients.consumer.RangeAssignor" => Some(Box::new(RangeAssignor)),
+        round_robin::NAME | "org.apache.kafka.clients.consumer.RoundRobinAssignor" => Some(Box::new(RoundRobinAssignor)),
+        sticky::NAME | "org.apache.kafka.clients.consumer.StickyAssignor" => Some(Box::new(StickyAssignor::default())),
+        cooperative_sticky::NAME | "org.apache.kafka.clients.consumer.CooperativeStickyAssignor" => {
+            Some(Box::new(CooperativeStickyAssignor::default()))
+        }
+        _ => None,
+    }
 }
+
+/// Members in Kafka's `MemberInfo` order: static members (with a
+/// group.instance.id) first, by instance id, then dynamic members by
+/// member id.
+pub(crate) fn sorted_members<'a>(members: impl Iterator<Item = (&'a String, &'a Subscription)>) -> Vec<&'a String> {
+    let mut members: Vec<(&String, &Subscription)> = members.collect();
+    members.sort_by(|(id_a, a), (id_b, b)| match (&a.group_instance_id, &b.group_instance_id) {
+        (Some(x), Some(y)) => x.cmp(y).then(id_a.cmp(id_b)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => id_a.cmp(id_b),
+    });
+    members.into_iter().map(|(id, _)| id).collect()
+}
+
+/// An empty assignment for every member: assignors start from this so
+/// that members who get nothing still appear in the result.
+pub(crate) fn empty_assignments(subscriptions: &BTreeMap<String, Subscription>) -> BTreeMap<String, Assignment> {
+    subscriptions.keys().map(|m| (m.clone(), Assignment::default())).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,25 +1,22 @@
-//! The assign-mode consumer: a position per assigned partition, Fetch v12
-//! to each partition's leader (all leaders concurrently), record batches
-//! decoded and returned in offset order per partition, at most
+//! The consumer's fetch state: a position per partition it reads, Fetch
+//! v12 to each partition's leader (all leaders concurrently), record
+//! batches decoded and returned in offset order per partition, at most
 //! max.poll.records per poll (the rest stays buffered for the next poll).
+//! Which partitions are read (assigned by hand or by the group) is the
+//! caller's business: every call names them.
 //!
 //! OFFSET_OUT_OF_RANGE and never-set positions are resolved with
 //! auto.offset.reset through ListOffsets; leadership errors refresh the
-//! metadata and the partition is fetched again on the next round. Consumer
-//! groups are a later issue.
+//! metadata and the partition is fetched again on the next round.
 //!
-//! Time: the poll deadline and default.api.timeout.ms run on the
-//! consumer's wall clock ([`ClientClock`], through a Kafka-like
-//! [`Timer`]), and a leader whose fetch failed is not fetched from again
-//! until retry.backoff.ms later on that clock, kept as a wall-clock instant
-//! as Kafka keeps a node's backoff: a clock stepped back during a backoff
-//! holds it until the clock has caught up.
+//! Time: a leader whose fetch failed is not fetched from again until
+//! retry.backoff.ms later on the consumer's wall clock ([`ClientClock`](crate::client::ClientClock)),
+//! kept as a wall-clock instant as Kafka keeps a node's backoff: a clock
+//! stepped back during a backoff holds it until the clock has caught up.
 
-use super::clock::{ClientClock, Timer};
-use super::config::{ConsumerConfig, OffsetReset};
-use super::error::ClientError;
-use super::metadata::{is_stale_metadata_code, Cluster};
-use super::network::Pool;
+use super::super::config::{ConsumerConfig, OffsetReset};
+use super::super::error::ClientError;
+use super::super::metadata::{is_stale_metadata_code, Cluster};
 use crate::log::batch::{iter_batches, BatchError};
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -42,7 +39,7 @@ pub const EARLIEST_TIMESTAMP: i64 = -2;
 /// OFFSET_OUT_OF_RANGE.
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 
-type TopicPartition = (String, i32);
+use super::super::assignor::TopicPartition;
 
 /// One record returned by `poll`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,12 +61,13 @@ struct Buffered {
     next_position: i64,
 }
 
-pub struct Consumer {
+/// Positions, fetched-but-unreturned records and leader backoffs of the
+/// partitions a consumer reads (assigned by hand or by its group).
+pub(crate) struct Fetcher {
     cluster: Arc<Cluster>,
     config: ConsumerConfig,
-    assignment: BTreeSet<TopicPartition>,
     /// Offset of the next record to return, per partition; absent until
-    /// set by `seek` or resolved with auto.offset.reset.
+    /// set by `seek`, a committed offset, or auto.offset.reset.
     positions: BTreeMap<TopicPartition, i64>,
     buffers: BTreeMap<TopicPartition, Buffered>,
     /// Leaders (node ids) whose last fetch failed, with the wall-clock ms
@@ -77,115 +75,34 @@ pub struct Consumer {
     backoff_until_ms: BTreeMap<i32, i64>,
 }
 
-impl Consumer {
-    pub fn new(bootstrap: Vec<SocketAddr>, config: ConsumerConfig) -> Consumer {
-        let pool = Pool::new(config.network.clone());
-        Consumer {
-            cluster: Arc::new(Cluster::new(bootstrap, pool)),
-            config,
-            assignment: BTreeSet::new(),
-            positions: BTreeMap::new(),
-            buffers: BTreeMap::new(),
-            backoff_until_ms: BTreeMap::new(),
-        }
+impl Fetcher {
+    pub(crate) fn new(cluster: Arc<Cluster>, config: ConsumerConfig) -> Fetcher {
+        Fetcher { cluster, config, positions: BTreeMap::new(), buffers: BTreeMap::new(), backoff_until_ms: BTreeMap::new() }
     }
 
-    /// Replaces the assignment; positions of partitions still assigned are kept.
-    pub fn assign(&mut self, partitions: Vec<(String, i32)>) {
-        self.assignment = partitions.into_iter().collect();
-        self.positions.retain(|tp, _| self.assignment.contains(tp));
-        self.buffers.retain(|tp, _| self.assignment.contains(tp));
+    /// Forgets positions and buffered records of partitions not in `keep`:
+    /// records of a partition no longer owned are never returned.
+    pub(crate) fn retain(&mut self, keep: &BTreeSet<TopicPartition>) {
+        self.positions.retain(|tp, _| keep.contains(tp));
+        self.buffers.retain(|tp, _| keep.contains(tp));
     }
 
-    pub fn assignment(&self) -> Vec<(String, i32)> {
-        self.assignment.iter().cloned().collect()
-    }
-
-    /// Sets the next offset to read; ignored (with a warning) for a
-    /// partition that is not assigned, as Kafka refuses it.
-    pub fn seek(&mut self, topic: &str, partition: i32, offset: i64) {
-        let tp = (topic.to_string(), partition);
-        if !self.assignment.contains(&tp) {
-            tracing::warn!("seek on unassigned partition {topic}-{partition} ignored");
-            return;
-        }
+    /// Sets the next offset to read, dropping what was buffered.
+    pub(crate) fn seek(&mut self, tp: TopicPartition, offset: i64) {
         self.buffers.remove(&tp);
         self.positions.insert(tp, offset);
     }
 
-    /// The offset of the next record `poll` will return for the partition.
-    pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.positions.get(&(topic.to_string(), partition)).copied()
+    pub(crate) fn position(&self, tp: &TopicPartition) -> Option<i64> {
+        self.positions.get(tp).copied()
     }
 
-    /// Returns fetched records, waiting at most `timeout` for some to arrive.
-    /// Errors only for what retrying cannot fix (auto.offset.reset=none with
-    /// no valid position, corrupt record data).
-    pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, ClientError> {
-        let mut timer = Timer::new(&self.config.clock, timeout);
-        loop {
-            if let Some(records) = self.drain_buffers() {
-                return Ok(records);
-            }
-            timer.update();
-            let resolved = self.resolve_positions().await?;
-            let fetched = self.fetch_round(timer.remaining()).await?;
-            let progressed = resolved && fetched;
-            if let Some(records) = self.drain_buffers() {
-                return Ok(records);
-            }
-            timer.update();
-            if timer.is_expired() {
-                return Ok(Vec::new());
-            }
-            if !progressed {
-                let backoff = Duration::from_millis(self.config.network.retry_backoff_ms);
-                tokio::time::sleep(backoff.min(timer.remaining())).await;
-            }
-        }
-    }
-
-    /// The consumer's wall clock.
-    pub fn clock(&self) -> &ClientClock {
-        &self.config.clock
-    }
-
-    /// The latest offset (the high watermark) of each partition, retrying
-    /// retriable errors until default.api.timeout.ms.
-    pub async fn end_offsets(&mut self, partitions: &[(String, i32)]) -> Result<Vec<((String, i32), i64)>, ClientError> {
-        let mut timer = Timer::new(&self.config.clock, Duration::from_millis(self.config.default_api_timeout_ms));
-        let mut found: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-        loop {
-            let missing: Vec<TopicPartition> = partitions.iter().filter(|tp| !found.contains_key(*tp)).cloned().collect();
-            if missing.is_empty() {
-                return Ok(partitions.iter().map(|tp| (tp.clone(), found[tp])).collect());
-            }
-            let mut last_error = None;
-            for (tp, r) in list_offsets(&self.cluster, &missing, LATEST_TIMESTAMP).await {
-                match r {
-                    Ok(o) => {
-                        found.insert(tp, o);
-                    }
-                    Err(e) if e.is_retriable() => last_error = Some(e),
-                    Err(e) => return Err(e),
-                }
-            }
-            if let Some(e) = last_error {
-                timer.update();
-                if timer.is_expired() {
-                    return Err(ClientError::Timeout(format!("end_offsets: {e}")));
-                }
-                self.cluster.invalidate();
-                tokio::time::sleep(Duration::from_millis(self.config.network.retry_backoff_ms)).await;
-            }
-        }
-    }
-
-    /// Up to max.poll.records buffered records, advancing positions; None
-    /// when nothing is buffered.
-    fn drain_buffers(&mut self) -> Option<Vec<ConsumerRecord>> {
+    /// Up to max.poll.records buffered records of `owned` partitions,
+    /// advancing positions; None when nothing is buffered.
+    pub(crate) fn drain_buffers(&mut self, owned: &BTreeSet<TopicPartition>) -> Option<Vec<ConsumerRecord>> {
         let mut out = Vec::new();
         for (tp, buf) in self.buffers.iter_mut() {
+            assert!(owned.contains(tp), "buffered records of {}-{} which is not owned", tp.0, tp.1);
             while out.len() < self.config.max_poll_records {
                 let Some(r) = buf.records.pop_front() else { break };
                 self.positions.insert(tp.clone(), r.offset + 1);
@@ -199,10 +116,11 @@ impl Consumer {
         (!out.is_empty()).then_some(out)
     }
 
-    /// Resolves positions that were never set (or were reset) with
-    /// auto.offset.reset. Returns false if some could not be resolved yet.
-    async fn resolve_positions(&mut self) -> Result<bool, ClientError> {
-        let missing: Vec<TopicPartition> = self.assignment.iter().filter(|tp| !self.positions.contains_key(*tp)).cloned().collect();
+    /// Resolves positions of `partitions` that were never set (or were
+    /// reset) with auto.offset.reset. Returns false if some could not be
+    /// resolved yet.
+    pub(crate) async fn resolve_positions(&mut self, partitions: &BTreeSet<TopicPartition>) -> Result<bool, ClientError> {
+        let missing: Vec<TopicPartition> = partitions.iter().filter(|tp| !self.positions.contains_key(*tp)).cloned().collect();
         if missing.is_empty() {
             return Ok(true);
         }
@@ -231,11 +149,12 @@ impl Consumer {
         Ok(all)
     }
 
-    /// One Fetch per leader, concurrently; buffers what comes back.
-    /// Returns false if some partition could not be fetched this round.
-    async fn fetch_round(&mut self, max_wait: Duration) -> Result<bool, ClientError> {
+    /// One Fetch per leader for the `owned` partitions with a position,
+    /// concurrently; buffers what comes back. Returns false if some
+    /// partition could not be fetched this round.
+    pub(crate) async fn fetch_round(&mut self, owned: &BTreeSet<TopicPartition>, max_wait: Duration) -> Result<bool, ClientError> {
         let with_position: Vec<TopicPartition> =
-            self.assignment.iter().filter(|tp| self.positions.contains_key(*tp)).cloned().collect();
+            owned.iter().filter(|tp| self.positions.contains_key(*tp)).cloned().collect();
         let (by_leader, failed) = group_by_leader(&self.cluster, &with_position).await;
         let mut all_ok = failed.is_empty();
         for (tp, e) in failed {
