@@ -41,7 +41,7 @@ pub struct RunOutput {
     /// heal (empty: the cluster recovered in time).
     pub unrecovered: Vec<String>,
     /// Consumer groups not stable `liveness_ms` after heal, with why
-    /// ([`checker::liveness::group_unstable`]; empty: all stable).
+    /// ([`checker::liveness::GroupSettling`]; empty: all settled).
     pub unstable_groups: Vec<String>,
     /// With `[faults] random.swarm`: the kinds this seed enabled.
     pub swarm_kinds: Option<Vec<FaultKind>>,
@@ -340,7 +340,9 @@ pub async fn simulate(sc: Scenario, seed: u64) -> anyhow::Result<RunOutput> {
     let groups = tokio::spawn(watch_groups(
         cluster.clone(),
         group_partitions(&sc),
-        start + Duration::from_millis((heal_ms + sc.run.liveness_ms).min(duration_ms)),
+        start + Duration::from_millis(heal_ms),
+        // Judged while the members run: they leave at duration_ms.
+        start + Duration::from_millis((heal_ms + sc.run.liveness_ms).min(duration_ms.saturating_sub(RECOVERY_POLL_MS))),
     ));
     while !cluster.lock().unwrap().clients_finished() {
         tokio::time::sleep(Duration::from_millis(CLIENT_DONE_POLL_MS)).await;
@@ -409,31 +411,41 @@ fn group_partitions(sc: &Scenario) -> BTreeMap<String, BTreeSet<String>> {
     out
 }
 
-/// Watches the consumer groups from heal on until each is stable
-/// ([`checker::liveness::group_unstable`] over its live members) or
-/// `deadline` passes; returns why the unstable ones were not (empty: all
-/// stable). No group: returns at once.
+/// The longest a group must hold one stable generation before its
+/// liveness deadline (half the window after heal when that is shorter).
+pub const GROUP_HOLD_MS: u64 = 5_000;
+
+/// Samples every consumer group from heal to `deadline` and returns why
+/// each group that did not settle ([`checker::liveness::GroupSettling`])
+/// did not (empty: all settled). No group, or no time left before the
+/// workload stops: returns at once without judging.
 async fn watch_groups(
     cluster: Arc<Mutex<Cluster>>,
     groups: BTreeMap<String, BTreeSet<String>>,
+    heal: tokio::time::Instant,
     deadline: tokio::time::Instant,
 ) -> Vec<String> {
+    if groups.is_empty() || deadline <= heal {
+        return Vec::new();
+    }
+    let hold_ms = GROUP_HOLD_MS.min(deadline.duration_since(heal).as_millis() as u64 / 2);
+    let ms_since_heal = |t: tokio::time::Instant| t.saturating_duration_since(heal).as_millis() as u64;
+    let mut settling: BTreeMap<&str, checker::liveness::GroupSettling> = BTreeMap::new();
     loop {
-        let unstable: Vec<String> = {
+        let now = tokio::time::Instant::now();
+        {
             let c = cluster.lock().unwrap();
-            groups
-                .iter()
-                .filter_map(|(group, partitions)| {
-                    let members = c.group_members(group);
-                    checker::liveness::group_unstable(group, &members, partitions)
-                })
-                .collect()
-        };
-        if unstable.is_empty() || tokio::time::Instant::now() >= deadline {
-            return unstable;
+            for (group, partitions) in &groups {
+                let state = checker::liveness::group_state(group, &c.group_members(group), partitions);
+                settling.entry(group).or_default().observe(state, ms_since_heal(now));
+            }
+        }
+        if now >= deadline {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(RECOVERY_POLL_MS)).await;
     }
+    settling.iter().filter_map(|(g, s)| s.unsettled(g, ms_since_heal(deadline), hold_ms)).collect()
 }
 
 /// Convenience for tests: the verdict of one seed.

@@ -107,6 +107,13 @@ impl<'a> Deref for Sent<'a> {
 pub struct Polled<'a> {
     pub view: PollView<'a>,
     pub part: Part,
+    /// The process polled this partition before and kept it since: no ok
+    /// `assign` of the process and no ok `rebalance` that revoked the
+    /// partition or left it out of the process's assignment came in
+    /// between. Only then does this poll continue from the previous
+    /// one's position (otherwise the consumer re-seeked: a committed
+    /// offset, auto.offset.reset, its own seek).
+    pub continues: bool,
 }
 
 impl<'a> Deref for Polled<'a> {
@@ -167,7 +174,7 @@ impl<'a> Index<'a> {
                     }
                     MicroView::Poll(view) => {
                         let part = ix.intern(view.partition);
-                        ix.polls.push(Polled { view, part });
+                        ix.polls.push(Polled { view, part, continues: false });
                     }
                 }
             }
@@ -187,6 +194,7 @@ impl<'a> Index<'a> {
         }
         ix.sends.iter_mut().for_each(|s| s.part = rank[s.part as usize]);
         ix.polls.iter_mut().for_each(|p| p.part = rank[p.part as usize]);
+        ix.mark_continuing_polls(h);
         // Writers, offsets and every claim to an offset: (offset, claim
         // number, value); acknowledgements first, then reads.
         let mut claims: Vec<Vec<(i64, usize, i64)>> = vec![Vec::new(); ix.names.len()];
@@ -224,6 +232,30 @@ impl<'a> Index<'a> {
             })
             .collect();
         ix
+    }
+
+    /// Sets [`Polled::continues`]: walks the ops in order, keeping the
+    /// (process, partition) pairs polled since the process's last
+    /// assignment change that touched the partition.
+    fn mark_continuing_polls(&mut self, h: &History) {
+        let mut held: DetMap<(u64, Part), ()> = DetMap::default();
+        for (i, op) in h.ops.iter().enumerate() {
+            if op.op_type == OpType::Ok && op.f == "assign" {
+                held.retain(|(process, _), _| *process != op.process);
+            }
+            if let Some(rb) = op.rebalance().filter(|_| op.op_type == OpType::Ok) {
+                let kept: Vec<Part> = rb
+                    .assigned
+                    .iter()
+                    .filter(|p| !rb.revoked.contains(p))
+                    .filter_map(|p| self.part(p))
+                    .collect();
+                held.retain(|(process, part), _| *process != op.process || kept.contains(part));
+            }
+            for p in &mut self.polls[self.poll_at[i]..self.poll_at[i + 1]] {
+                p.continues = held.insert((p.process, p.part), ()).is_some();
+            }
+        }
     }
 
     /// The number of `name`, numbering it if new (numbers in first-seen

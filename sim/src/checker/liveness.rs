@@ -13,7 +13,10 @@
 //! A third watches every consumer group after heal: within `liveness_ms`
 //! of `heal_ms` (and before the workload stops), the live members of each
 //! group must agree on one generation whose assignments cover every
-//! partition of the group's topics exactly once ([`group_unstable`]).
+//! partition of the group's topics exactly once ([`group_state`]), and
+//! keep it with no further rebalance until the deadline
+//! ([`GroupSettling`]: a group that keeps rebalancing without faults, e.g.
+//! processing longer than max.poll.interval.ms, never settles).
 //!
 //! All three are run-level facts, not in the history: `ksim check` on a
 //! stored history always counts 0.
@@ -78,39 +81,87 @@ pub struct MemberView {
     pub joined: Option<(i64, Vec<String>)>,
 }
 
-/// Why `group` is not stable, or `None` when it is: every live member
-/// joined the same generation, no partition has two owners, and every
-/// partition in `partitions` (the group's topics') is owned. A group with
-/// no live member is not judged.
-pub fn group_unstable(group: &str, members: &[MemberView], partitions: &BTreeSet<String>) -> Option<String> {
+/// Whether `group` is stable now: `Ok(Some(generation))` when every live
+/// member joined that generation, no partition has two owners, and every
+/// partition in `partitions` (the group's topics') is owned; `Ok(None)`
+/// when the group has no live member (not judged); `Err(why)` otherwise.
+pub fn group_state(group: &str, members: &[MemberView], partitions: &BTreeSet<String>) -> Result<Option<i64>, String> {
     if members.is_empty() {
-        return None;
+        return Ok(None);
     }
     let joining: Vec<u64> = members.iter().filter(|m| m.joined.is_none()).map(|m| m.process).collect();
     if !joining.is_empty() {
-        return Some(format!("group {group}: member process(es) {joining:?} in no generation"));
+        return Err(format!("group {group}: member process(es) {joining:?} in no generation"));
     }
     let generations: BTreeSet<i64> = members.iter().filter_map(|m| m.joined.as_ref().map(|(g, _)| *g)).collect();
     if generations.len() > 1 {
-        return Some(format!("group {group}: members in generations {generations:?}"));
+        return Err(format!("group {group}: members in generations {generations:?}"));
     }
     let mut owner: BTreeMap<&str, u64> = BTreeMap::new();
     for m in members {
         for p in m.joined.iter().flat_map(|(_, owned)| owned) {
             if let Some(other) = owner.insert(p, m.process) {
-                return Some(format!("group {group}: {p} owned by processes {other} and {}", m.process));
+                return Err(format!("group {group}: {p} owned by processes {other} and {}", m.process));
             }
         }
     }
     let unowned: Vec<&str> = partitions.iter().map(String::as_str).filter(|p| !owner.contains_key(p)).collect();
     if !unowned.is_empty() {
-        return Some(format!("group {group}: {} unassigned", unowned.join(", ")));
+        return Err(format!("group {group}: {} unassigned", unowned.join(", ")));
     }
-    None
+    Ok(generations.into_iter().next())
+}
+
+/// A group's settling as the liveness watch samples it from heal to its
+/// deadline: it must reach a stable generation ([`group_state`]) and hold
+/// it, with no further rebalance, for the last `hold_ms` before the
+/// deadline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupSettling {
+    /// The stable generation held since (ms) — `None` while unstable.
+    stable: Option<(i64, u64)>,
+    /// Why the group was last unstable.
+    why: Option<String>,
+    /// Generations the group went through while watched.
+    generations: BTreeSet<i64>,
+}
+
+impl GroupSettling {
+    /// One sample at `now_ms`.
+    pub fn observe(&mut self, state: Result<Option<i64>, String>, now_ms: u64) {
+        match state {
+            Ok(None) => {}
+            Ok(Some(g)) => {
+                self.generations.insert(g);
+                if !matches!(self.stable, Some((held, _)) if held == g) {
+                    self.stable = Some((g, now_ms));
+                }
+            }
+            Err(why) => {
+                self.stable = None;
+                self.why = Some(why);
+            }
+        }
+    }
+
+    /// At the deadline: why the group did not settle, or `None`. A group
+    /// never judged unstable (or without live members) settled.
+    pub fn unsettled(&self, group: &str, deadline_ms: u64, hold_ms: u64) -> Option<String> {
+        match (&self.stable, &self.why) {
+            (Some((_, since)), _) if deadline_ms.saturating_sub(*since) >= hold_ms => None,
+            (None, None) => None,
+            (Some((g, since)), _) => Some(format!(
+                "group {group}: generation {g} held only {} ms before the deadline (needs {hold_ms} ms; {} generations since heal)",
+                deadline_ms.saturating_sub(*since),
+                self.generations.len()
+            )),
+            (None, Some(why)) => Some(why.clone()),
+        }
+    }
 }
 
 /// One anomaly when some group was not stable `liveness_ms` after heal
-/// (`unstable`: what [`group_unstable`] said last per group).
+/// (`unstable`: what [`GroupSettling::unsettled`] said per group).
 pub fn check_groups(unstable: &[String], liveness_ms: u64) -> Vec<Anomaly> {
     if unstable.is_empty() {
         return Vec::new();
@@ -135,15 +186,15 @@ mod tests {
     fn a_group_in_one_generation_covering_every_partition_once_is_stable() {
         let all = parts(&["t/0", "t/1", "t/2"]);
         let members = [member(1, 4, &["t/0", "t/2"]), member(2, 4, &["t/1"])];
-        assert_eq!(group_unstable("g", &members, &all), None);
+        assert_eq!(group_state("g", &members, &all), Ok(Some(4)));
         assert!(check_groups(&[], 10_000).is_empty());
-        assert_eq!(group_unstable("g", &[], &all), None, "no live member: not judged");
+        assert_eq!(group_state("g", &[], &all), Ok(None), "no live member: not judged");
     }
 
     #[test]
     fn members_in_different_generations_are_not_stable() {
         let all = parts(&["t/0", "t/1"]);
-        let why = group_unstable("g", &[member(1, 4, &["t/0"]), member(2, 5, &["t/1"])], &all).unwrap();
+        let why = group_state("g", &[member(1, 4, &["t/0"]), member(2, 5, &["t/1"])], &all).unwrap_err();
         assert!(why.contains("generations {4, 5}"), "{why}");
         let a = check_groups(&[why], 10_000);
         assert_eq!((a.len(), a[0].key), (1, KEY));
@@ -154,12 +205,37 @@ mod tests {
     fn a_joining_member_an_unassigned_partition_or_two_owners_are_not_stable() {
         let all = parts(&["t/0", "t/1"]);
         let joining = MemberView { process: 3, joined: None };
-        let why = group_unstable("g", &[member(1, 2, &["t/0", "t/1"]), joining], &all).unwrap();
+        let why = group_state("g", &[member(1, 2, &["t/0", "t/1"]), joining], &all).unwrap_err();
         assert!(why.contains("[3] in no generation"), "{why}");
-        let why = group_unstable("g", &[member(1, 2, &["t/0"])], &all).unwrap();
+        let why = group_state("g", &[member(1, 2, &["t/0"])], &all).unwrap_err();
         assert!(why.contains("t/1 unassigned"), "{why}");
-        let why = group_unstable("g", &[member(1, 2, &["t/0", "t/1"]), member(2, 2, &["t/1"])], &all).unwrap();
+        let why = group_state("g", &[member(1, 2, &["t/0", "t/1"]), member(2, 2, &["t/1"])], &all).unwrap_err();
         assert!(why.contains("t/1 owned by processes 1 and 2"), "{why}");
+    }
+
+    /// A group settles when it reaches a stable generation and keeps it
+    /// for the hold before the deadline; one that churns (stable for a
+    /// moment, then rebalancing again) does not, and says so.
+    #[test]
+    fn a_group_must_hold_one_stable_generation_until_the_deadline() {
+        let mut settled = GroupSettling::default();
+        settled.observe(Err("group g: members in generations {1, 2}".into()), 0);
+        settled.observe(Ok(Some(2)), 1_000);
+        settled.observe(Ok(Some(2)), 9_000);
+        assert_eq!(settled.unsettled("g", 10_000, 5_000), None);
+
+        let mut churning = GroupSettling::default();
+        for (t, g) in [(0, 3), (3_000, 4), (6_000, 5), (9_000, 6)] {
+            churning.observe(Ok(Some(g)), t);
+            churning.observe(Err("group g: member process(es) [1] in no generation".into()), t + 2_000);
+        }
+        let why = churning.unsettled("g", 10_000, 5_000).expect("unsettled");
+        assert!(why.contains("in no generation"), "{why}");
+        churning.observe(Ok(Some(7)), 9_500);
+        let why = churning.unsettled("g", 10_000, 5_000).expect("unsettled");
+        assert!(why.contains("generation 7 held only 500 ms") && why.contains("5 generations"), "{why}");
+
+        assert_eq!(GroupSettling::default().unsettled("g", 10_000, 5_000), None, "no member ever seen");
     }
 
     fn image(min_isr: Option<&str>, parts: &[(i32, &[i32], &[i32])]) -> MetadataImage {

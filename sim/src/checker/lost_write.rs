@@ -10,7 +10,8 @@
 //!
 //! "Passed over" means one poll read offsets on both sides of it (or at
 //! it), or a process's next poll of the partition resumed beyond it right
-//! after reading below it. Only sends acknowledged with an offset are
+//! after reading below it with no assignment change in between
+//! ([`super::index::Polled::continues`]). Only sends acknowledged with an offset are
 //! judged: with acks=0 there is no position (`unseen` still reports them).
 
 use super::index::{DetMap, Index, Part, Polled};
@@ -37,7 +38,7 @@ fn passes<'a>(ix: &Index<'_>, polls: impl Iterator<Item = &'a Polled<'a>>) -> Ve
         let (Some(lo), Some(hi)) = (p.reads.iter().map(|r| r.0).min(), p.reads.iter().map(|r| r.0).max()) else {
             continue;
         };
-        let prev = last_max.insert((p.process, p.part), hi);
+        let prev = last_max.insert((p.process, p.part), hi).filter(|_| p.continues);
         let from = match prev {
             Some(m) if m < lo => m + 1,
             _ => lo,
@@ -201,6 +202,23 @@ mod tests {
             Op::poll_ok(3, 60, vec![(P.to_string(), vec![(2, 10)])]),
         ]);
         assert_eq!(keys(&check(&ix(&h))), vec![(KEY, Some(2), Some(1))]);
+    }
+
+    /// A group member whose partition moved away and came back resumes at
+    /// the committed offset: the offsets another member read meanwhile
+    /// were not passed over by it.
+    #[test]
+    fn a_member_resuming_after_a_rebalance_did_not_pass_over_the_gap() {
+        let h = history(vec![
+            ok(1, 0),
+            ok(2, 1),
+            poll(&[(0, 1), (1, 2)]),
+            Op::poll_ok(3, 50, vec![(P.to_string(), vec![(0, 1)])]),
+            Op::rebalance_ok(3, 55, "g", 2, &[], &[P]),
+            Op::rebalance_ok(3, 58, "g", 3, &[P], &[]),
+            Op::poll_ok(3, 60, vec![(P.to_string(), vec![(2, 10)])]),
+        ]);
+        assert!(check(&ix(&h)).is_empty());
     }
 
     #[test]

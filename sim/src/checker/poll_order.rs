@@ -1,6 +1,8 @@
 //! Consumer read order (Jepsen's Kafka checker): a consumer's reads of a
 //! partition must go forward without skipping anything that is in the log,
-//! unless an assignment change in between resets its position.
+//! unless an assignment change in between resets its position (an ok
+//! `assign`, or a `rebalance` that revoked the partition or left it out:
+//! [`super::index::Polled::continues`]).
 //!
 //! - `nonmonotonic-poll`: a process's next poll of a partition starts at or
 //!   below where its previous poll of it ended.
@@ -49,17 +51,13 @@ pub fn check(h: &History, ix: &Index<'_>) -> Vec<Anomaly> {
     let mut push = |key: &'static str, partition: &str, offset: i64, detail: String| {
         out.push(Anomaly { key, partition: partition.to_string(), value: None, offset: Some(offset), detail });
     };
-    for (i, op) in h.ops.iter().enumerate() {
-        if op.f == "assign" && op.op_type == OpType::Ok {
-            last.retain(|(p, _), _| *p != op.process);
-            continue;
-        }
+    for i in 0..h.ops.len() {
         for view in ix.op_polls(i).iter().filter(|p| p.op_type == OpType::Ok) {
             let k = &known[view.part as usize];
             let Some(&(first, _)) = view.reads.first() else {
                 continue;
             };
-            if let Some(&prev) = last.get(&(view.process, view.part)) {
+            if let Some(&prev) = last.get(&(view.process, view.part)).filter(|_| view.continues) {
                 if let Some((skip, detail)) = judge(k, prev, first) {
                     push(
                         if skip { SKIP } else { NONMONOTONIC },
@@ -134,6 +132,39 @@ mod tests {
             poll_by(1, &[(0, 10)]),
         ]);
         assert!(keys_of(&h).is_empty());
+    }
+
+    /// A group member that loses a partition in a rebalance and gets it
+    /// back later resumes at the group's committed offset, past what
+    /// another member read meanwhile: not a skip. A partition the member
+    /// kept through a (cooperative) rebalance must still continue.
+    #[test]
+    fn a_rebalance_that_revokes_a_partition_resets_its_position() {
+        let rebalance = |generation, assigned: &[&str], revoked: &[&str]| Op::rebalance_ok(1, 0, "g", generation, assigned, revoked);
+        let h = history(vec![
+            poll_by(2, &[(0, 10), (1, 11), (2, 12), (3, 13), (4, 14)]),
+            poll_by(1, &[(0, 10), (1, 11)]),
+            rebalance(2, &[], &[P]),
+            rebalance(3, &[P], &[]),
+            poll_by(1, &[(4, 14)]),
+        ]);
+        assert!(keys_of(&h).is_empty(), "{:?}", check(&h, &ix(&h)));
+        let kept = history(vec![
+            poll_by(2, &[(0, 10), (1, 11), (2, 12), (3, 13), (4, 14)]),
+            poll_by(1, &[(0, 10), (1, 11)]),
+            rebalance(2, &[P, "events/1"], &["events/2"]),
+            poll_by(1, &[(4, 14)]),
+        ]);
+        assert_eq!(keys_of(&kept), vec![SKIP]);
+        // Left out of the new assignment without being listed as revoked
+        // (a member that lost its partitions) resets too.
+        let lost = history(vec![
+            poll_by(2, &[(0, 10), (1, 11), (2, 12), (3, 13), (4, 14)]),
+            poll_by(1, &[(0, 10), (1, 11)]),
+            rebalance(-1, &[], &[]),
+            poll_by(1, &[(4, 14)]),
+        ]);
+        assert!(keys_of(&lost).is_empty());
     }
 
     #[test]
