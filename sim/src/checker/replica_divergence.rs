@@ -29,7 +29,8 @@ pub fn check(obs: &[Observed]) -> Vec<Anomaly> {
             replicas.entry((part, me)).or_default().apply(&o.obs.event);
             continue;
         };
-        let mine = replicas.entry((part.clone(), me)).or_default().clone();
+        // Out of the map while the others are compared (no clone of its log).
+        let mut mine = replicas.remove(&(part.clone(), me)).unwrap_or_default();
         for offset in mine.hw.max(0)..value {
             let Some(a) = mine.batch_at(offset) else { continue };
             for ((p, other), m) in replicas.range((part.clone(), i32::MIN)..=(part.clone(), i32::MAX)) {
@@ -54,7 +55,8 @@ pub fn check(obs: &[Observed]) -> Vec<Anomaly> {
                 }
             }
         }
-        replicas.get_mut(&(part, me)).expect("inserted above").hw = value;
+        mine.hw = value;
+        replicas.insert((part, me), mine);
     }
     out
 }
