@@ -324,7 +324,7 @@ async fn a_third_member_joining_rebalances_with_a_higher_generation() {
 #[madsim::test]
 async fn a_dropped_consumer_is_removed_after_session_timeout_and_its_partitions_move() {
     in_cluster(|bootstrap| async move {
-        let (a, b, all) = two_members(&bootstrap, "t", 4, &[]).await;
+        let (a, b, _) = two_members(&bootstrap, "t", 4, &[]).await;
         let crashed_at = Instant::now();
         b.stop(CRASH).await;
         wait_for("the survivor owns everything", 40_000, || {
@@ -468,7 +468,10 @@ async fn commit_after_being_kicked_out_for_not_polling_fails_with_commit_failed(
 }
 
 /// Records the listener's calls.
-struct Recorder(Arc<Mutex<Vec<(&'static str, Vec<Tp>)>>>);
+/// The listener's calls: (callback, partitions).
+type Calls = Arc<Mutex<Vec<(&'static str, Vec<Tp>)>>>;
+
+struct Recorder(Calls);
 
 impl ConsumerRebalanceListener for Recorder {
     fn on_partitions_revoked(&mut self, partitions: &[(String, i32)]) {
