@@ -2,9 +2,9 @@
 #![allow(dead_code)]
 
 use ksim_broker::config::Settings;
+use ksim_broker::controller::{run_controller, ControllerConfig, RaftStatus};
 use ksim_broker::controller::image::MetadataImage;
 use ksim_broker::controller::IMAGE_PATH;
-use ksim_broker::controller::{run_controller, ControllerConfig, RaftStatus};
 use ksim_broker::server::{run_broker_until, BrokerConfig, ShutdownSignal};
 use ksim_broker::storage::{SimDisk, Storage};
 use std::net::SocketAddr;
@@ -35,13 +35,24 @@ pub fn start_broker_with(id: i32, addr: SocketAddr, controller: SocketAddr, sett
 }
 
 /// Starts broker `id` that knows every controller of a quorum.
-pub fn start_broker_in_quorum(id: i32, addr: SocketAddr, controllers: Vec<SocketAddr>, settings: Settings) -> madsim::runtime::NodeHandle {
+pub fn start_broker_in_quorum(
+    id: i32,
+    addr: SocketAddr,
+    controllers: Vec<SocketAddr>,
+    settings: Settings,
+) -> madsim::runtime::NodeHandle {
     start_broker_on_disk(id, addr, controllers, settings, SimDisk::new(5000))
 }
 
 /// `start_broker_in_quorum` on a disk the test keeps (to crash it or to
 /// look at and damage the broker's files between restarts).
-pub fn start_broker_on_disk(id: i32, addr: SocketAddr, controllers: Vec<SocketAddr>, settings: Settings, disk: SimDisk) -> madsim::runtime::NodeHandle {
+pub fn start_broker_on_disk(
+    id: i32,
+    addr: SocketAddr,
+    controllers: Vec<SocketAddr>,
+    settings: Settings,
+    disk: SimDisk,
+) -> madsim::runtime::NodeHandle {
     start_broker_node(id, addr, controllers, settings, disk).node
 }
 
@@ -126,8 +137,9 @@ pub struct TestCluster {
 pub fn start_cluster(controllers: usize, brokers: usize, controller_settings: Settings, broker_settings: Settings) -> TestCluster {
     let voters: Vec<SocketAddr> = (0..controllers).map(controller_addr).collect();
     let controllers = start_controllers(&voters, controller_settings);
-    let brokers =
-        (0..brokers).map(|i| start_broker_node(i as i32, broker_addr(i), voters.clone(), broker_settings.clone(), SimDisk::new(5000))).collect::<Vec<_>>();
+    let brokers = (0..brokers)
+        .map(|i| start_broker_node(i as i32, broker_addr(i), voters.clone(), broker_settings.clone(), SimDisk::new(5000)))
+        .collect::<Vec<_>>();
     let bootstrap = (0..brokers.len()).map(broker_addr).collect();
     TestCluster { controllers, brokers, bootstrap, client: client_node("10.0.3.1") }
 }
@@ -160,7 +172,13 @@ pub fn start_controllers(voters: &[SocketAddr], settings: Settings) -> Vec<Contr
         .map(|id| {
             let disk = SimDisk::new(5000);
             let status = Arc::new(Mutex::new(RaftStatus::default()));
-            let config = ControllerConfig { id, listen: voters[id], voters: voters.to_vec(), settings: settings.clone(), status: status.clone() };
+            let config = ControllerConfig {
+                id,
+                listen: voters[id],
+                voters: voters.to_vec(),
+                settings: settings.clone(),
+                status: status.clone(),
+            };
             let d = disk.clone();
             let node = madsim::runtime::Handle::current()
                 .create_node()
