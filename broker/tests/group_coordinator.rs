@@ -28,6 +28,17 @@ const GROUP: &str = "test-group";
 const SESSION_MS: i32 = 6_000;
 const REBALANCE_MS: i32 = 20_000;
 
+/// Runs `body` on the client node of a fresh [`cluster`], given the
+/// bootstrap addresses.
+async fn on_client<F, Fut>(body: F)
+where
+    F: FnOnce(Vec<SocketAddr>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let c = cluster();
+    c.client.spawn(body(c.bootstrap.clone())).await.unwrap();
+}
+
 fn cluster() -> common::TestCluster {
     let settings = Settings::from_pairs([("offsets.topic.num.partitions", "5"), ("group.initial.rebalance.delay.ms", "100")]);
     common::start_cluster(1, 3, Settings::new(), settings)
@@ -200,100 +211,84 @@ async fn stable_pair(bootstrap: &[SocketAddr]) -> (SocketAddr, Vec<(Pool, String
 
 #[madsim::test]
 async fn two_members_join_and_sync_one_generation_with_the_leaders_assignment() {
-    let c = cluster();
-    let bootstrap = c.bootstrap.clone();
-    c.client
-        .spawn(async move {
-            let (coord, members, _) = stable_pair(&bootstrap).await;
-            let d = describe(&members[0].0, coord, GROUP).await;
-            assert_eq!(d.error_code, 0);
-            assert_eq!(d.group_state.as_str(), "Stable");
-            assert_eq!(d.protocol_data.as_str(), "range");
-            assert_eq!(d.members.len(), 2);
-            assert!(d.members.iter().all(|m| m.client_host.as_str() == "/10.0.3.1"));
-            for (p, id) in &members {
-                assert_eq!(heartbeat(p, coord, GROUP, 1, id, None).await, 0);
-            }
-            // ListGroups on the coordinator lists it, Stable (v4).
-            let ResponseKind::ListGroups(l) = call(&members[0].0, coord, ApiKey::ListGroups, 4, RequestKind::ListGroups(ListGroupsRequest::default())).await
-            else {
-                panic!()
-            };
-            assert!(l.groups.iter().any(|g| g.group_id.as_str() == GROUP && g.group_state.as_str() == "Stable"));
-        })
-        .await
-        .unwrap();
+    on_client(|bootstrap| async move {
+        let (coord, members, _) = stable_pair(&bootstrap).await;
+        let d = describe(&members[0].0, coord, GROUP).await;
+        assert_eq!(d.error_code, 0);
+        assert_eq!(d.group_state.as_str(), "Stable");
+        assert_eq!(d.protocol_data.as_str(), "range");
+        assert_eq!(d.members.len(), 2);
+        assert!(d.members.iter().all(|m| m.client_host.as_str() == "/10.0.3.1"));
+        for (p, id) in &members {
+            assert_eq!(heartbeat(p, coord, GROUP, 1, id, None).await, 0);
+        }
+        // ListGroups on the coordinator lists it, Stable (v4).
+        let ResponseKind::ListGroups(l) = call(&members[0].0, coord, ApiKey::ListGroups, 4, RequestKind::ListGroups(ListGroupsRequest::default())).await
+        else {
+            panic!()
+        };
+        assert!(l.groups.iter().any(|g| g.group_id.as_str() == GROUP && g.group_state.as_str() == "Stable"));
+    })
+    .await;
 }
 
 #[madsim::test]
 async fn third_member_join_rebalances_and_heartbeats_get_rebalance_in_progress() {
-    let c = cluster();
-    let bootstrap = c.bootstrap.clone();
-    c.client
-        .spawn(async move {
-            let (coord, members, _) = stable_pair(&bootstrap).await;
-            let third = pool("c");
-            let joining = tokio::spawn(async move { join_new(&third, coord, GROUP).await });
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            for (p, id) in &members {
-                assert_eq!(heartbeat(p, coord, GROUP, 1, id, None).await, ResponseError::RebalanceInProgress.code());
-            }
-            let (r0, r1) = tokio::join!(join(&members[0].0, coord, GROUP, &members[0].1, None), join(&members[1].0, coord, GROUP, &members[1].1, None));
-            let r2 = joining.await.unwrap();
-            for r in [&r0, &r1, &r2] {
-                assert_eq!(r.error_code, 0);
-                assert_eq!(r.generation_id, 2, "generation + 1");
-            }
-            // The old generation is now illegal.
-            assert_eq!(heartbeat(&members[0].0, coord, GROUP, 1, &members[0].1, None).await, ResponseError::IllegalGeneration.code());
-        })
-        .await
-        .unwrap();
+    on_client(|bootstrap| async move {
+        let (coord, members, _) = stable_pair(&bootstrap).await;
+        let third = pool("c");
+        let joining = tokio::spawn(async move { join_new(&third, coord, GROUP).await });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for (p, id) in &members {
+            assert_eq!(heartbeat(p, coord, GROUP, 1, id, None).await, ResponseError::RebalanceInProgress.code());
+        }
+        let (r0, r1) = tokio::join!(join(&members[0].0, coord, GROUP, &members[0].1, None), join(&members[1].0, coord, GROUP, &members[1].1, None));
+        let r2 = joining.await.unwrap();
+        for r in [&r0, &r1, &r2] {
+            assert_eq!(r.error_code, 0);
+            assert_eq!(r.generation_id, 2, "generation + 1");
+        }
+        // The old generation is now illegal.
+        assert_eq!(heartbeat(&members[0].0, coord, GROUP, 1, &members[0].1, None).await, ResponseError::IllegalGeneration.code());
+    })
+    .await;
 }
 
 #[madsim::test]
 async fn member_that_stops_heartbeating_is_removed_after_session_timeout() {
-    let c = cluster();
-    let bootstrap = c.bootstrap.clone();
-    c.client
-        .spawn(async move {
-            let (coord, members, _) = stable_pair(&bootstrap).await;
-            let (alive, silent) = (&members[0], &members[1]);
-            // Only one member heartbeats; the other is gone after 6 s.
-            let mut code = 0;
-            for _ in 0..(SESSION_MS / 1_000 + 2) {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                code = heartbeat(&alive.0, coord, GROUP, 1, &alive.1, None).await;
-                if code != 0 {
-                    break;
-                }
+    on_client(|bootstrap| async move {
+        let (coord, members, _) = stable_pair(&bootstrap).await;
+        let (alive, silent) = (&members[0], &members[1]);
+        // Only one member heartbeats; the other is gone after 6 s.
+        let mut code = 0;
+        for _ in 0..(SESSION_MS / 1_000 + 2) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            code = heartbeat(&alive.0, coord, GROUP, 1, &alive.1, None).await;
+            if code != 0 {
+                break;
             }
-            assert_eq!(code, ResponseError::RebalanceInProgress.code());
-            assert_eq!(heartbeat(&silent.0, coord, GROUP, 1, &silent.1, None).await, ResponseError::UnknownMemberId.code());
-            let r = join(&alive.0, coord, GROUP, &alive.1, None).await;
-            assert_eq!((r.error_code, r.generation_id, r.members.len()), (0, 2, 1));
-        })
-        .await
-        .unwrap();
+        }
+        assert_eq!(code, ResponseError::RebalanceInProgress.code());
+        assert_eq!(heartbeat(&silent.0, coord, GROUP, 1, &silent.1, None).await, ResponseError::UnknownMemberId.code());
+        let r = join(&alive.0, coord, GROUP, &alive.1, None).await;
+        assert_eq!((r.error_code, r.generation_id, r.members.len()), (0, 2, 1));
+    })
+    .await;
 }
 
 #[madsim::test]
 async fn leave_group_v3_batch_removes_members_and_rebalances() {
-    let c = cluster();
-    let bootstrap = c.bootstrap.clone();
-    c.client
-        .spawn(async move {
-            let (coord, members, _) = stable_pair(&bootstrap).await;
-            let req = LeaveGroupRequest::default()
-                .with_group_id(GroupId(s(GROUP)))
-                .with_members(vec![MemberIdentity::default().with_member_id(s(&members[1].1)), MemberIdentity::default().with_member_id(s("nobody"))]);
-            let ResponseKind::LeaveGroup(r) = call(&members[1].0, coord, ApiKey::LeaveGroup, 4, RequestKind::LeaveGroup(req)).await else { panic!() };
-            assert_eq!(r.error_code, 0);
-            assert_eq!(r.members.iter().map(|m| m.error_code).collect::<Vec<_>>(), vec![0, ResponseError::UnknownMemberId.code()]);
-            assert_eq!(heartbeat(&members[0].0, coord, GROUP, 1, &members[0].1, None).await, ResponseError::RebalanceInProgress.code());
-        })
-        .await
-        .unwrap();
+    on_client(|bootstrap| async move {
+        let (coord, members, _) = stable_pair(&bootstrap).await;
+        let req = LeaveGroupRequest::default()
+            .with_group_id(GroupId(s(GROUP)))
+            .with_members(vec![MemberIdentity::default().with_member_id(s(&members[1].1)), MemberIdentity::default().with_member_id(s("nobody"))]);
+        let ResponseKind::LeaveGroup(r) = call(&members[1].0, coord, ApiKey::LeaveGroup, 4, RequestKind::LeaveGroup(req)).await else { panic!() };
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.members.iter().map(|m| m.error_code).collect::<Vec<_>>(), vec![0, ResponseError::UnknownMemberId.code()]);
+        assert_eq!(heartbeat(&members[0].0, coord, GROUP, 1, &members[0].1, None).await, ResponseError::RebalanceInProgress.code());
+    })
+    .await;
 }
 
 // KIP-345: a static member restarting (empty member id, same instance id)
@@ -301,104 +296,103 @@ async fn leave_group_v3_batch_removes_members_and_rebalances() {
 // the old member id is fenced.
 #[madsim::test]
 async fn static_member_rejoins_without_rebalance_and_old_member_id_is_fenced_kip_345() {
-    let c = cluster();
-    let bootstrap = c.bootstrap.clone();
-    c.client
-        .spawn(async move {
-            let (a, b) = (pool("a"), pool("b"));
-            let (_, coord) = coordinator(&a, &bootstrap, GROUP).await;
-            let (ja, jb) = tokio::join!(join(&a, coord, GROUP, "", Some("ia")), join(&b, coord, GROUP, "", Some("ib")));
-            assert_eq!((ja.error_code, jb.error_code), (0, 0), "static members need no MEMBER_ID_REQUIRED round");
-            assert_eq!((ja.generation_id, jb.generation_id), (1, 1));
-            let (l, lp, li) = if ja.leader == ja.member_id { (&ja, &a, "ia") } else { (&jb, &b, "ib") };
-            let (f, fp, fi) = if ja.leader == ja.member_id { (&jb, &b, "ib") } else { (&ja, &a, "ia") };
-            let assignment: Vec<(&str, &[u8])> = vec![(l.member_id.as_str(), b"L"), (f.member_id.as_str(), b"F")];
-            let (ls, fs) = tokio::join!(sync(lp, coord, GROUP, 1, l.member_id.as_str(), Some(li), &assignment), async {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                sync(fp, coord, GROUP, 1, f.member_id.as_str(), Some(fi), &[]).await
-            });
-            assert_eq!((ls.error_code, fs.error_code), (0, 0));
-            // The follower restarts: a new process, same instance id.
-            let restarted = pool("b-restarted");
-            let r = join(&restarted, coord, GROUP, "", Some(fi)).await;
-            assert_eq!(r.error_code, 0);
-            assert_eq!(r.generation_id, 1, "no rebalance");
-            assert_ne!(r.member_id, f.member_id);
-            let s2 = sync(&restarted, coord, GROUP, 1, r.member_id.as_str(), Some(fi), &[]).await;
-            assert_eq!(s2.error_code, 0);
-            assert_eq!(s2.assignment.as_ref(), b"F", "its previous assignment");
-            assert_eq!(describe(&a, coord, GROUP).await.group_state.as_str(), "Stable");
-            // The old member id is fenced.
-            assert_eq!(heartbeat(fp, coord, GROUP, 1, f.member_id.as_str(), Some(fi)).await, ResponseError::FencedInstanceId.code());
-            assert_eq!(heartbeat(lp, coord, GROUP, 1, l.member_id.as_str(), Some(li)).await, 0, "the leader is undisturbed");
-            // LeaveGroup by instance id alone rebalances.
-            let req = LeaveGroupRequest::default()
-                .with_group_id(GroupId(s(GROUP)))
-                .with_members(vec![MemberIdentity::default().with_member_id(s("")).with_group_instance_id(Some(s(fi)))]);
-            let ResponseKind::LeaveGroup(lr) = call(&restarted, coord, ApiKey::LeaveGroup, 4, RequestKind::LeaveGroup(req)).await else { panic!() };
-            assert_eq!(lr.members[0].error_code, 0);
-            assert_eq!(heartbeat(lp, coord, GROUP, 1, l.member_id.as_str(), Some(li)).await, ResponseError::RebalanceInProgress.code());
-        })
-        .await
-        .unwrap();
+    on_client(|bootstrap| async move {
+        let (a, b) = (pool("a"), pool("b"));
+        let (_, coord) = coordinator(&a, &bootstrap, GROUP).await;
+        let (ja, jb) = tokio::join!(join(&a, coord, GROUP, "", Some("ia")), join(&b, coord, GROUP, "", Some("ib")));
+        assert_eq!((ja.error_code, jb.error_code), (0, 0), "static members need no MEMBER_ID_REQUIRED round");
+        assert_eq!((ja.generation_id, jb.generation_id), (1, 1));
+        let (l, lp, li) = if ja.leader == ja.member_id { (&ja, &a, "ia") } else { (&jb, &b, "ib") };
+        let (f, fp, fi) = if ja.leader == ja.member_id { (&jb, &b, "ib") } else { (&ja, &a, "ia") };
+        let assignment: Vec<(&str, &[u8])> = vec![(l.member_id.as_str(), b"L"), (f.member_id.as_str(), b"F")];
+        let (ls, fs) = tokio::join!(sync(lp, coord, GROUP, 1, l.member_id.as_str(), Some(li), &assignment), async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            sync(fp, coord, GROUP, 1, f.member_id.as_str(), Some(fi), &[]).await
+        });
+        assert_eq!((ls.error_code, fs.error_code), (0, 0));
+        // The follower restarts: a new process, same instance id.
+        let restarted = pool("b-restarted");
+        let r = join(&restarted, coord, GROUP, "", Some(fi)).await;
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.generation_id, 1, "no rebalance");
+        assert_ne!(r.member_id, f.member_id);
+        let s2 = sync(&restarted, coord, GROUP, 1, r.member_id.as_str(), Some(fi), &[]).await;
+        assert_eq!(s2.error_code, 0);
+        assert_eq!(s2.assignment.as_ref(), b"F", "its previous assignment");
+        assert_eq!(describe(&a, coord, GROUP).await.group_state.as_str(), "Stable");
+        // The old member id is fenced.
+        assert_eq!(heartbeat(fp, coord, GROUP, 1, f.member_id.as_str(), Some(fi)).await, ResponseError::FencedInstanceId.code());
+        assert_eq!(heartbeat(lp, coord, GROUP, 1, l.member_id.as_str(), Some(li)).await, 0, "the leader is undisturbed");
+        // LeaveGroup by instance id alone rebalances.
+        let req = LeaveGroupRequest::default()
+            .with_group_id(GroupId(s(GROUP)))
+            .with_members(vec![MemberIdentity::default().with_member_id(s("")).with_group_instance_id(Some(s(fi)))]);
+        let ResponseKind::LeaveGroup(lr) = call(&restarted, coord, ApiKey::LeaveGroup, 4, RequestKind::LeaveGroup(req)).await else { panic!() };
+        assert_eq!(lr.members[0].error_code, 0);
+        assert_eq!(heartbeat(lp, coord, GROUP, 1, l.member_id.as_str(), Some(li)).await, ResponseError::RebalanceInProgress.code());
+    })
+    .await;
 }
 
 #[madsim::test]
 async fn commit_then_fetch_and_a_stale_generation_is_illegal_generation() {
-    let c = cluster();
-    let bootstrap = c.bootstrap.clone();
-    c.client
-        .spawn(async move {
-            let (coord, members, _) = stable_pair(&bootstrap).await;
-            let (p, id) = &members[0];
-            assert_eq!(commit(p, coord, GROUP, 1, id, &[("events", 0, 42), ("events", 1, 7)]).await, vec![0, 0]);
-            assert_eq!(fetch_offset(p, coord, GROUP, "events", 0).await, (0, 42));
-            assert_eq!(fetch_offset(p, coord, GROUP, "events", 1).await, (0, 7));
-            assert_eq!(fetch_offset(p, coord, GROUP, "events", 2).await, (0, -1), "no commit: -1");
-            assert_eq!(commit(p, coord, GROUP, 0, id, &[("events", 0, 50)]).await, vec![ResponseError::IllegalGeneration.code()]);
-            assert_eq!(commit(p, coord, GROUP, 1, "ghost", &[("events", 0, 50)]).await, vec![ResponseError::UnknownMemberId.code()]);
-            assert_eq!(fetch_offset(p, coord, GROUP, "events", 0).await, (0, 42), "refused commits change nothing");
-        })
-        .await
-        .unwrap();
+    on_client(|bootstrap| async move {
+        let (coord, members, _) = stable_pair(&bootstrap).await;
+        let (p, id) = &members[0];
+        assert_eq!(commit(p, coord, GROUP, 1, id, &[("events", 0, 42), ("events", 1, 7)]).await, vec![0, 0]);
+        assert_eq!(fetch_offset(p, coord, GROUP, "events", 0).await, (0, 42));
+        assert_eq!(fetch_offset(p, coord, GROUP, "events", 1).await, (0, 7));
+        assert_eq!(fetch_offset(p, coord, GROUP, "events", 2).await, (0, -1), "no commit: -1");
+        assert_eq!(commit(p, coord, GROUP, 0, id, &[("events", 0, 50)]).await, vec![ResponseError::IllegalGeneration.code()]);
+        assert_eq!(commit(p, coord, GROUP, 1, "ghost", &[("events", 0, 50)]).await, vec![ResponseError::UnknownMemberId.code()]);
+        assert_eq!(fetch_offset(p, coord, GROUP, "events", 0).await, (0, 42), "refused commits change nothing");
+        // KIP-709: OffsetFetch v8 batches groups; null topics = all of them.
+        let req = OffsetFetchRequest::default().with_require_stable(true).with_groups(vec![
+            offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(GroupId(s(GROUP))).with_topics(None),
+            offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(GroupId(s("unknown-group"))).with_topics(Some(vec![
+                offset_fetch_request::OffsetFetchRequestTopics::default().with_name(TopicName(s("events"))).with_partition_indexes(vec![3]),
+            ])),
+        ]);
+        let ResponseKind::OffsetFetch(r) = call(p, coord, ApiKey::OffsetFetch, 8, RequestKind::OffsetFetch(req)).await else { panic!() };
+        assert_eq!(r.groups.len(), 2);
+        let all: Vec<(i32, i64)> = r.groups[0].topics[0].partitions.iter().map(|p| (p.partition_index, p.committed_offset)).collect();
+        assert_eq!((r.groups[0].error_code, all), (0, vec![(0, 42), (1, 7)]));
+        // "unknown-group" may live on another coordinator; if it is ours,
+        // its partition has no commit.
+        let g1 = &r.groups[1];
+        assert!(g1.error_code == ResponseError::NotCoordinator.code() || g1.topics[0].partitions[0].committed_offset == -1);
+    })
+    .await;
 }
 
 #[madsim::test]
 async fn standalone_commit_works_for_an_empty_group_and_fails_for_a_live_one() {
-    let c = cluster();
-    let bootstrap = c.bootstrap.clone();
-    c.client
-        .spawn(async move {
-            let p = pool("standalone");
-            let (_, coord) = coordinator(&p, &bootstrap, "assign-only").await;
-            assert_eq!(commit(&p, coord, "assign-only", -1, "", &[("events", 0, 5)]).await, vec![0]);
-            assert_eq!(fetch_offset(&p, coord, "assign-only", "events", 0).await, (0, 5));
-            assert_eq!(describe(&p, coord, "assign-only").await.group_state.as_str(), "Empty");
-            let (coord, members, _) = stable_pair(&bootstrap).await;
-            assert_eq!(commit(&members[0].0, coord, GROUP, -1, "", &[("events", 0, 5)]).await, vec![ResponseError::UnknownMemberId.code()]);
-        })
-        .await
-        .unwrap();
+    on_client(|bootstrap| async move {
+        let p = pool("standalone");
+        let (_, coord) = coordinator(&p, &bootstrap, "assign-only").await;
+        assert_eq!(commit(&p, coord, "assign-only", -1, "", &[("events", 0, 5)]).await, vec![0]);
+        assert_eq!(fetch_offset(&p, coord, "assign-only", "events", 0).await, (0, 5));
+        assert_eq!(describe(&p, coord, "assign-only").await.group_state.as_str(), "Empty");
+        let (coord, members, _) = stable_pair(&bootstrap).await;
+        assert_eq!(commit(&members[0].0, coord, GROUP, -1, "", &[("events", 0, 5)]).await, vec![ResponseError::UnknownMemberId.code()]);
+    })
+    .await;
 }
 
 #[madsim::test]
 async fn brokers_that_do_not_lead_the_offsets_partition_answer_not_coordinator() {
-    let c = cluster();
-    let bootstrap = c.bootstrap.clone();
-    c.client
-        .spawn(async move {
-            let p = pool("x");
-            let (_, coord) = coordinator(&p, &bootstrap, GROUP).await;
-            for other in bootstrap.iter().filter(|a| **a != coord) {
-                let r = join(&p, *other, GROUP, "", None).await;
-                assert_eq!(r.error_code, ResponseError::NotCoordinator.code());
-                assert_eq!(heartbeat(&p, *other, GROUP, 1, "m", None).await, ResponseError::NotCoordinator.code());
-                assert_eq!(fetch_offset(&p, *other, GROUP, "events", 0).await.0, ResponseError::NotCoordinator.code());
-                assert_eq!(commit(&p, *other, GROUP, -1, "", &[("events", 0, 1)]).await, vec![ResponseError::NotCoordinator.code()]);
-            }
-        })
-        .await
-        .unwrap();
+    on_client(|bootstrap| async move {
+        let p = pool("x");
+        let (_, coord) = coordinator(&p, &bootstrap, GROUP).await;
+        for other in bootstrap.iter().filter(|a| **a != coord) {
+            let r = join(&p, *other, GROUP, "", None).await;
+            assert_eq!(r.error_code, ResponseError::NotCoordinator.code());
+            assert_eq!(heartbeat(&p, *other, GROUP, 1, "m", None).await, ResponseError::NotCoordinator.code());
+            assert_eq!(fetch_offset(&p, *other, GROUP, "events", 0).await.0, ResponseError::NotCoordinator.code());
+            assert_eq!(commit(&p, *other, GROUP, -1, "", &[("events", 0, 1)]).await, vec![ResponseError::NotCoordinator.code()]);
+        }
+    })
+    .await;
 }
 
 // The coordinator's state lives in `__consumer_offsets`: after the

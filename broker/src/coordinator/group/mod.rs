@@ -809,8 +809,9 @@ impl Coordinator {
     // ------------------------------------------------------------- offsets
 
     /// Validates an offset commit as GroupCoordinator.handleCommitOffsets
-    /// does. A standalone commit (generation < 0, no member id) to an
-    /// unknown group creates an Empty group for the offsets.
+    /// does. A standalone commit (generation < 0; clients also send an
+    /// empty member id) to an unknown group creates an Empty group for the
+    /// offsets once they are stored.
     #[allow(clippy::too_many_arguments)]
     pub fn validate_commit(
         &mut self,
@@ -827,11 +828,10 @@ impl Coordinator {
         }
         match self.groups.get_mut(group_id) {
             None => {
+                // Not a group member's commit (or one from an older
+                // generation of a group that is gone).
                 if generation >= 0 {
                     return Err(ResponseError::IllegalGeneration);
-                }
-                if !member_id.is_empty() {
-                    return Err(ResponseError::UnknownMemberId);
                 }
             }
             Some(group) => {
@@ -841,7 +841,9 @@ impl Coordinator {
                 if group.is_fenced(member_id, instance) {
                     return Err(ResponseError::FencedInstanceId);
                 }
-                let standalone = generation < 0 && member_id.is_empty() && group.state == GroupState::Empty;
+                // Kafka accepts any generation < 0 for an Empty group
+                // (clients send -1 and an empty member id).
+                let standalone = generation < 0 && group.state == GroupState::Empty;
                 if !standalone {
                     if group.state == GroupState::CompletingRebalance {
                         return Err(ResponseError::RebalanceInProgress);
