@@ -7,13 +7,12 @@
 //!   commit is ever pending and the condition always holds.
 //! - v8+ batch groups (KIP-709), each answered with its own error.
 
-use crate::coordinator::runtime::with_group;
 use crate::coordinator::group::TopicPartition;
+use crate::coordinator::runtime::with_group;
 use crate::server::BrokerShared;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
-    OffsetFetchResponseTopics,
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -43,9 +42,8 @@ pub fn handle(shared: &Arc<BrokerShared>, req: OffsetFetchRequest, version: i16)
             .groups
             .iter()
             .map(|g| {
-                let wanted = g.topics.as_ref().map(|ts| {
-                    ts.iter().flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.0.to_string(), *p))).collect::<Vec<_>>()
-                });
+                let wanted =
+                    g.topics.as_ref().map(|ts| ts.iter().flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.0.to_string(), *p))).collect::<Vec<_>>());
                 let out = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
                 match fetch(shared, g.group_id.as_str(), wanted) {
                     Err(e) => out.with_error_code(e.code()),
@@ -73,10 +71,7 @@ pub fn handle(shared: &Arc<BrokerShared>, req: OffsetFetchRequest, version: i16)
         return OffsetFetchResponse::default().with_groups(groups);
     }
     let group_id: GroupId = req.group_id.clone();
-    let wanted = req
-        .topics
-        .as_ref()
-        .map(|ts| ts.iter().flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.0.to_string(), *p))).collect::<Vec<_>>());
+    let wanted = req.topics.as_ref().map(|ts| ts.iter().flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.0.to_string(), *p))).collect::<Vec<_>>());
     match fetch(shared, group_id.as_str(), wanted) {
         Ok(by_topic) => OffsetFetchResponse::default().with_topics(
             by_topic

@@ -155,10 +155,20 @@ pub enum Effect {
     /// Append this group record to the group's offsets partition; report
     /// the outcome with [`Coordinator::group_stored`] when `generation` is
     /// Some (a leader's SyncGroup waits on it).
-    StoreGroup { group_id: String, partition: i32, value: GroupValue, sync_generation: Option<i32> },
+    StoreGroup {
+        group_id: String,
+        partition: i32,
+        value: GroupValue,
+        sync_generation: Option<i32>,
+    },
     /// Append tombstones for these offsets (and the group record when
     /// `group` is true): retention or group deletion.
-    Tombstones { group_id: String, partition: i32, offsets: Vec<TopicPartition>, group: bool },
+    Tombstones {
+        group_id: String,
+        partition: i32,
+        offsets: Vec<TopicPartition>,
+        group: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -408,6 +418,13 @@ impl Coordinator {
         Coordinator { config, groups: BTreeMap::new(), member_id_prefix, next_member_id: 0 }
     }
 
+    /// Generated member ids start with `prefix` from now on (the runtime
+    /// sets broker id and leader epoch of the group's offsets partition, so
+    /// ids never repeat across coordinator moves and restarts).
+    pub fn set_member_id_prefix(&mut self, prefix: String) {
+        self.member_id_prefix = prefix;
+    }
+
     fn new_member_id(&mut self, client_id: &str) -> String {
         self.next_member_id += 1;
         format!("{client_id}-{}-{}", self.member_id_prefix, self.next_member_id)
@@ -585,9 +602,7 @@ impl Coordinator {
             return fail(ResponseError::IllegalGeneration);
         }
         // SyncGroup v5: the protocol must match the one the group chose.
-        if protocol_type.is_some_and(|t| Some(t) != group.protocol_type.as_deref())
-            || protocol_name.is_some_and(|n| Some(n) != group.protocol.as_deref())
-        {
+        if protocol_type.is_some_and(|t| Some(t) != group.protocol_type.as_deref()) || protocol_name.is_some_and(|n| Some(n) != group.protocol.as_deref()) {
             return fail(ResponseError::InconsistentGroupProtocol);
         }
         match group.state {
@@ -628,12 +643,7 @@ impl Coordinator {
         }
         let value = group.record(&assignment);
         group.pending_assignment = Some(assignment);
-        vec![Effect::StoreGroup {
-            group_id: group_id.to_string(),
-            partition: group.partition,
-            value,
-            sync_generation: Some(group.generation),
-        }]
+        vec![Effect::StoreGroup { group_id: group_id.to_string(), partition: group.partition, value, sync_generation: Some(group.generation) }]
     }
 
     /// The outcome of storing the leader's assignment for `generation`.
@@ -799,8 +809,9 @@ impl Coordinator {
     // ------------------------------------------------------------- offsets
 
     /// Validates an offset commit as GroupCoordinator.handleCommitOffsets
-    /// does. A standalone commit (generation < 0, no member id) to an
-    /// unknown group creates an Empty group for the offsets.
+    /// does. A standalone commit (generation < 0; clients also send an
+    /// empty member id) to an unknown group creates an Empty group for the
+    /// offsets once they are stored.
     #[allow(clippy::too_many_arguments)]
     pub fn validate_commit(
         &mut self,
@@ -817,11 +828,10 @@ impl Coordinator {
         }
         match self.groups.get_mut(group_id) {
             None => {
+                // Not a group member's commit (or one from an older
+                // generation of a group that is gone).
                 if generation >= 0 {
                     return Err(ResponseError::IllegalGeneration);
-                }
-                if !member_id.is_empty() {
-                    return Err(ResponseError::UnknownMemberId);
                 }
             }
             Some(group) => {
@@ -831,7 +841,9 @@ impl Coordinator {
                 if group.is_fenced(member_id, instance) {
                     return Err(ResponseError::FencedInstanceId);
                 }
-                let standalone = generation < 0 && member_id.is_empty() && group.state == GroupState::Empty;
+                // Kafka accepts any generation < 0 for an Empty group
+                // (clients send -1 and an empty member id).
+                let standalone = generation < 0 && group.state == GroupState::Empty;
                 if !standalone {
                     if group.state == GroupState::CompletingRebalance {
                         return Err(ResponseError::RebalanceInProgress);
@@ -872,10 +884,7 @@ impl Coordinator {
         let group = self.groups.get(group_id).filter(|g| g.state != GroupState::Dead);
         match wanted {
             None => group.map(|g| g.offsets.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default(),
-            Some(tps) => tps
-                .iter()
-                .map(|tp| (tp.clone(), group.and_then(|g| g.offsets.get(tp)).cloned().unwrap_or_else(|| none.clone())))
-                .collect(),
+            Some(tps) => tps.iter().map(|tp| (tp.clone(), group.and_then(|g| g.offsets.get(tp)).cloned().unwrap_or_else(|| none.clone()))).collect(),
         }
     }
 
@@ -1081,15 +1090,7 @@ fn replace_static_member(group: &mut Group, old_id: &str, new_id: &str, fx: &mut
 }
 
 #[allow(clippy::too_many_arguments)]
-fn add_member_and_rebalance(
-    group: &mut Group,
-    config: &GroupConfig,
-    now_ms: i64,
-    member_id: String,
-    req: &JoinRequest,
-    waiter: Waiter,
-    fx: &mut Vec<Effect>,
-) {
+fn add_member_and_rebalance(group: &mut Group, config: &GroupConfig, now_ms: i64, member_id: String, req: &JoinRequest, waiter: Waiter, fx: &mut Vec<Effect>) {
     if group.members.is_empty() {
         group.protocol_type = Some(req.protocol_type.clone());
     }

@@ -62,14 +62,18 @@ fn stable_group_of_two() -> (Coordinator, String, String, i64) {
     let follower = fr.member_id.clone();
     // The follower syncs first and waits.
     assert!(c.sync(6_010, "g", 1, &follower, None, None, None, vec![], 11).is_empty());
-    let fx = c.sync(6_020, "g", 1, &leader, None, None, None, vec![(follower.clone(), Bytes::from_static(b"f")), (leader.clone(), Bytes::from_static(b"l"))], 12);
+    let fx =
+        c.sync(6_020, "g", 1, &leader, None, None, None, vec![(follower.clone(), Bytes::from_static(b"f")), (leader.clone(), Bytes::from_static(b"l"))], 12);
     assert_eq!(store_generation(&fx), Some(1));
     assert!(syncs(&fx).is_empty(), "nobody gets the assignment before it is stored");
     let fx = c.group_stored(6_030, "g", 1, Ok(()));
     let mut s = syncs(&fx);
     s.sort_by_key(|(w, _)| *w);
     assert_eq!(s.len(), 2);
-    assert_eq!(s[0], (11, SyncResult { error: None, protocol_type: Some("consumer".into()), protocol_name: Some("range".into()), assignment: Bytes::from_static(b"f") }));
+    assert_eq!(
+        s[0],
+        (11, SyncResult { error: None, protocol_type: Some("consumer".into()), protocol_name: Some("range".into()), assignment: Bytes::from_static(b"f") })
+    );
     assert_eq!(s[1].1.assignment, Bytes::from_static(b"l"));
     assert_eq!(c.groups["g"].state, GroupState::Stable);
     (c, leader, follower, 6_030)
