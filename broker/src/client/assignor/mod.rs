@@ -6,19 +6,22 @@
 //!
 //! - this file: the [`PartitionAssignor`] trait, [`Subscription`] /
 //!   [`Assignment`], [`RebalanceProtocol`] and [`by_name`].
-//! - `protocol`: ConsumerProtocolSubscription / ConsumerProtocolAssignment
-//!   encoding (the bytes inside JoinGroup metadata and SyncGroup
-//!   assignments).
+//! - [`protocol`]: ConsumerProtocolSubscription / ConsumerProtocolAssignment
+//!   v0-v3 encoding (the bytes inside JoinGroup metadata and SyncGroup
+//!   assignments), errors for malformed bytes.
 //! - one file per assignor: [`range`] (Kafka's RangeAssignor),
 //!   [`round_robin`] (RoundRobinAssignor), [`sticky`] (StickyAssignor,
 //!   eager, with its StickyAssignorUserData v0/v1) and
 //!   [`cooperative_sticky`] (CooperativeStickyAssignor, KIP-429).
 //! - `balance`: the sticky assignors' shared core (ownership resolution by
 //!   generation, then balance, then stickiness).
+//! - `tests`: properties of every assignor over random groups (proptest)
+//!   and the shared test helpers.
 //!
-//! Everything here is a pure function of its inputs: members and topics
+//! Every `assign` is a pure function of its inputs: members and topics
 //! are iterated in sorted order, so the same inputs give the same
-//! assignment on every run.
+//! assignment on every run. The only state is what the sticky assignors
+//! remember from `on_assignment` for their next subscription.
 
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
