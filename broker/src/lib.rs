@@ -48,7 +48,7 @@
 //!   (`server::shutdown`: logs closed, `.kafka_cleanshutdown` written, so
 //!   the next start skips recovery), and the buggify fault points
 //!   (`server::buggify`) the harness can switch on.
-//! - [`client`]: producer, assign-mode consumer and admin clients speaking
+//! - [`client`]: producer, consumer (assign mode and consumer groups) and admin clients speaking
 //!   the wire protocol (see its own `# Layout`).
 
 pub mod api;

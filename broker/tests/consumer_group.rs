@@ -817,3 +817,54 @@ async fn assign_mode_with_a_group_id_auto_commits_standalone() {
     })
     .await;
 }
+
+// KIP-345: a newer instance with the same group.instance.id fences the
+// older one; the fenced member's heartbeat gets FENCED_INSTANCE_ID and its
+// poll fails from then on.
+#[madsim::test]
+async fn a_static_member_fenced_by_a_newer_instance_fails_its_poll() {
+    in_cluster(|bootstrap| async move {
+        create_topic(&bootstrap, "t", 2).await;
+        let pairs = [
+            ("group.instance.id", "i"),
+            ("session.timeout.ms", "10000"),
+            ("heartbeat.interval.ms", "1000"),
+        ];
+        let mut old = Consumer::new(bootstrap.clone(), member_config(GROUP, &pairs));
+        old.subscribe(vec!["t".into()]);
+        for _ in 0..200 {
+            old.poll(Duration::from_millis(200)).await.unwrap();
+            if old.assignment().len() == 2 {
+                break;
+            }
+        }
+        assert_eq!(old.assignment().len(), 2);
+        let newer = Member::spawn(&bootstrap, &pairs, &["t"]);
+        wait_for("the newer instance assigned", 30_000, || {
+            newer.assignment().len() == 2
+        })
+        .await;
+        let mut fenced = None;
+        for _ in 0..100 {
+            match old.poll(Duration::from_millis(200)).await {
+                Ok(_) => {}
+                Err(e) => {
+                    fenced = Some(e);
+                    break;
+                }
+            }
+        }
+        let e = fenced.expect("the old instance is fenced");
+        assert!(
+            matches!(e, ClientError::Broker { code: 82, .. }),
+            "FENCED_INSTANCE_ID: {e:?}"
+        );
+        assert!(
+            old.poll(Duration::from_millis(10)).await.is_err(),
+            "fatal for every later poll"
+        );
+        drop(old);
+        newer.stop(CLOSE).await;
+    })
+    .await;
+}
