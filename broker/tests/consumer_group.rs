@@ -868,3 +868,21 @@ async fn a_static_member_fenced_by_a_newer_instance_fails_its_poll() {
     })
     .await;
 }
+
+// Kafka's leader rejoins when the metadata of the group's subscription
+// changes: a subscribed topic created after the group formed is assigned.
+#[madsim::test]
+async fn a_subscribed_topic_created_after_the_group_formed_is_assigned() {
+    in_cluster(|bootstrap| async move {
+        create_topic(&bootstrap, "t", 1).await;
+        let config = member_config(GROUP, &[("metadata.max.age.ms", "1000")]);
+        let mut consumer = Consumer::new(bootstrap.clone(), config);
+        consumer.subscribe(vec!["t".into(), "late".into()]);
+        let a = Member::run(consumer);
+        wait_for("t assigned", 30_000, || a.assignment().len() == 1).await;
+        create_topic(&bootstrap, "late", 2).await;
+        wait_for("late assigned", 30_000, || a.assignment().len() == 3).await;
+        a.stop(CLOSE).await;
+    })
+    .await;
+}

@@ -788,7 +788,13 @@ async fn leader_assign(
             );
         }
     }
-    Ok((out, counts))
+    // The snapshot names every subscribed topic, 0 for one that does not
+    // exist yet, so that its creation rebalances the group too.
+    let snapshot = topics
+        .iter()
+        .map(|t| (t.clone(), counts.get(t).copied().unwrap_or(0)))
+        .collect();
+    Ok((out, snapshot))
 }
 
 /// The heartbeat task (Kafka's HeartbeatThread): every

@@ -658,7 +658,9 @@ impl Consumer {
             }
         }
         if let Some(snapshot) = &g.leader_snapshot {
-            let changed = snapshot.iter().any(|(t, n)| counts.get(t) != Some(n));
+            let changed = snapshot
+                .iter()
+                .any(|(t, n)| counts.get(t).copied().unwrap_or(0) != *n);
             if changed {
                 g.client
                     .lock()
