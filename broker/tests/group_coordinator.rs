@@ -223,8 +223,7 @@ async fn two_members_join_and_sync_one_generation_with_the_leaders_assignment() 
             assert_eq!(heartbeat(p, coord, GROUP, 1, id, None).await, 0);
         }
         // ListGroups on the coordinator lists it, Stable (v4).
-        let ResponseKind::ListGroups(l) = call(&members[0].0, coord, ApiKey::ListGroups, 4, RequestKind::ListGroups(ListGroupsRequest::default())).await
-        else {
+        let ResponseKind::ListGroups(l) = call(&members[0].0, coord, ApiKey::ListGroups, 4, RequestKind::ListGroups(ListGroupsRequest::default())).await else {
             panic!()
         };
         assert!(l.groups.iter().any(|g| g.group_id.as_str() == GROUP && g.group_state.as_str() == "Stable"));

@@ -367,3 +367,38 @@ fn loaded_group_comes_back_stable_with_its_generation() {
     assert!(c2.unload_partition(3).is_empty());
     assert!(c2.groups.is_empty());
 }
+
+/// A ConsumerProtocolSubscription v0 for `topics`.
+fn subscription(topics: &[&str]) -> Bytes {
+    let mut b = vec![0, 0];
+    b.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+    for t in topics {
+        b.extend_from_slice(&(t.len() as i16).to_be_bytes());
+        b.extend_from_slice(t.as_bytes());
+    }
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // null user data
+    Bytes::from(b)
+}
+
+// KIP-496: a live consumer group may delete offsets only of topics no
+// member subscribes to; an Empty group may delete any.
+#[test]
+fn offset_delete_is_refused_for_subscribed_topics_kip_496() {
+    let mut c = coordinator();
+    let mut req = join_req("", "a");
+    req.protocols = vec![("range".into(), subscription(&["events"]))];
+    c.join(0, 0, req, 1);
+    let js = joins(&c.tick(3_000));
+    assert_eq!(js.len(), 1);
+    let tps = [("events".to_string(), 0), ("old".to_string(), 0)];
+    let (_, errors) = c.validate_offset_delete("g", &tps).unwrap();
+    assert_eq!(errors, vec![Some(ResponseError::GroupSubscribedToTopic), None]);
+    assert_eq!(c.validate_offset_delete("nope", &tps), Err(ResponseError::GroupIdNotFound));
+    let member = js[0].1.member_id.clone();
+    c.leave(3_001, "g", &[(member, None)]);
+    c.tick(3_001 + REBALANCE_MS as i64);
+    assert_eq!(c.groups["g"].state, GroupState::Empty);
+    assert_eq!(c.validate_offset_delete("g", &tps).unwrap().1, vec![None, None]);
+    assert_eq!(consumer_subscription_topics(&subscription(&["a", "bc"])), Some(vec!["a".to_string(), "bc".to_string()]));
+    assert_eq!(consumer_subscription_topics(&[0, 0, 0, 0, 0, 9]), None, "truncated");
+}
