@@ -35,12 +35,17 @@ where
     F: FnOnce(Vec<SocketAddr>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let c = cluster();
+    let c = cluster(&[]);
     c.client.spawn(body(c.bootstrap.clone())).await.unwrap();
 }
 
-fn cluster() -> common::TestCluster {
-    let settings = Settings::from_pairs([("offsets.topic.num.partitions", "5"), ("group.initial.rebalance.delay.ms", "100")]);
+/// One controller and three brokers with a 5-partition offsets topic, a
+/// short initial rebalance delay and `extra` broker settings.
+fn cluster(extra: &[(&str, &str)]) -> common::TestCluster {
+    let mut settings = Settings::from_pairs([("offsets.topic.num.partitions", "5"), ("group.initial.rebalance.delay.ms", "100")]);
+    for (k, v) in extra {
+        settings.set(k, v);
+    }
     common::start_cluster(1, 3, Settings::new(), settings)
 }
 
@@ -399,7 +404,7 @@ async fn brokers_that_do_not_lead_the_offsets_partition_answer_not_coordinator()
 // loads the group (generation, members, assignment) and its offsets.
 #[madsim::test]
 async fn new_coordinator_after_a_crash_serves_committed_offsets_and_the_generation() {
-    let c = cluster();
+    let c = cluster(&[]);
     let bootstrap = c.bootstrap.clone();
     let b = bootstrap.clone();
     let (node, members) = c
@@ -439,7 +444,7 @@ async fn new_coordinator_after_a_crash_serves_committed_offsets_and_the_generati
 // honours them.
 #[madsim::test]
 async fn offset_delete_leaves_a_tombstone_that_a_reload_honours_kip_496() {
-    let c = cluster();
+    let c = cluster(&[]);
     let bootstrap = c.bootstrap.clone();
     let b = bootstrap.clone();
     let node = c
@@ -473,6 +478,42 @@ async fn offset_delete_leaves_a_tombstone_that_a_reload_honours_kip_496() {
             assert_eq!(r.results[0].error_code, 0);
             assert_eq!(fetch_offset(&p, coord, "standalone", "events", 1).await, (0, -1));
             assert_eq!(describe(&p, coord, "standalone").await.group_state.as_str(), "Dead");
+        })
+        .await
+        .unwrap();
+}
+
+// KIP-211: offsets of an Empty group expire `offsets.retention.minutes`
+// after their commit (standalone group), checked every
+// `offsets.retention.check.interval.ms`; the group is removed with
+// tombstones, so a new coordinator does not bring them back.
+#[madsim::test]
+async fn expired_offsets_of_an_empty_group_are_removed_with_tombstones_kip_211() {
+    let c = cluster(&[("offsets.retention.minutes", "1"), ("offsets.retention.check.interval.ms", "1000")]);
+    let bootstrap = c.bootstrap.clone();
+    let b = bootstrap.clone();
+    let node = c
+        .client
+        .spawn(async move {
+            let p = pool("admin");
+            let (_, coord) = coordinator(&p, &b, "short-lived").await;
+            assert_eq!(commit(&p, coord, "short-lived", -1, "", &[("events", 0, 10)]).await, vec![0]);
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            assert_eq!(fetch_offset(&p, coord, "short-lived", "events", 0).await, (0, 10), "not expired yet");
+            tokio::time::sleep(Duration::from_secs(32)).await;
+            assert_eq!(fetch_offset(&p, coord, "short-lived", "events", 0).await, (0, -1), "expired");
+            assert_eq!(describe(&p, coord, "short-lived").await.group_state.as_str(), "Dead", "the group is gone");
+            b.iter().position(|a| *a == coord).unwrap()
+        })
+        .await
+        .unwrap();
+    c.brokers[node].crash();
+    c.client
+        .spawn(async move {
+            let p = pool("after");
+            let alive: Vec<SocketAddr> = bootstrap.iter().enumerate().filter(|(i, _)| *i != node).map(|(_, a)| *a).collect();
+            let (_, coord) = coordinator(&p, &alive, "short-lived").await;
+            assert_eq!(fetch_offset(&p, coord, "short-lived", "events", 0).await, (0, -1), "tombstones honoured on reload");
         })
         .await
         .unwrap();
