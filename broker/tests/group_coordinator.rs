@@ -518,3 +518,39 @@ async fn expired_offsets_of_an_empty_group_are_removed_with_tombstones_kip_211()
         .await
         .unwrap();
 }
+
+// GroupMetadataManager.storeOffsets: a commit is answered only once the
+// offsets partition's high watermark covers it; when the followers are
+// cut off it times out after offsets.commit.timeout.ms with
+// REQUEST_TIMED_OUT, and the offset is not served.
+#[madsim::test]
+async fn commit_not_replicated_in_time_gets_request_timed_out() {
+    let c = cluster(&[]);
+    let b = c.bootstrap.clone();
+    let (node, coord) = c
+        .client
+        .spawn(async move {
+            let p = pool("admin");
+            let (_, coord) = coordinator(&p, &b, "slow").await;
+            assert_eq!(commit(&p, coord, "slow", -1, "", &[("events", 0, 1)]).await, vec![0]);
+            (b.iter().position(|a| *a == coord).unwrap(), coord)
+        })
+        .await
+        .unwrap();
+    let net = madsim::net::NetSim::current();
+    let followers: Vec<_> = (0..c.brokers.len()).filter(|i| *i != node).map(|i| c.brokers[i].node.id()).collect();
+    for f in &followers {
+        net.clog_node(*f);
+    }
+    c.client
+        .spawn(async move {
+            let p = pool("admin2");
+            let started = tokio::time::Instant::now();
+            assert_eq!(commit(&p, coord, "slow", -1, "", &[("events", 0, 2)]).await, vec![ResponseError::RequestTimedOut.code()]);
+            let waited = started.elapsed();
+            assert!(waited >= Duration::from_millis(5_000) && waited < Duration::from_millis(6_000), "offsets.commit.timeout.ms: {waited:?}");
+            assert_eq!(fetch_offset(&p, coord, "slow", "events", 0).await, (0, 1), "the timed-out commit is not served");
+        })
+        .await
+        .unwrap();
+}
