@@ -87,6 +87,16 @@ async fn coordinator(pool: &Pool, bootstrap: &[SocketAddr], group: &str) -> (i32
     panic!("no coordinator for {group}");
 }
 
+/// After broker `node` crashed: a fresh client and the group's new
+/// coordinator (node id, address) among the other brokers.
+async fn coordinator_after_crash(bootstrap: &[SocketAddr], node: usize, group: &str) -> (Pool, i32, SocketAddr) {
+    let p = pool("after");
+    let alive: Vec<SocketAddr> = bootstrap.iter().enumerate().filter(|(i, _)| *i != node).map(|(_, a)| *a).collect();
+    let (id, coord) = coordinator(&p, &alive, group).await;
+    assert_ne!(id as usize, node, "the crashed broker cannot coordinate");
+    (p, id, coord)
+}
+
 fn join_request(group: &str, member_id: &str, instance: Option<&str>, metadata: &[u8]) -> JoinGroupRequest {
     JoinGroupRequest::default()
         .with_group_id(GroupId(s(group)))
@@ -420,9 +430,7 @@ async fn new_coordinator_after_a_crash_serves_committed_offsets_and_the_generati
     c.brokers[node].crash();
     c.client
         .spawn(async move {
-            let p = pool("after");
-            let alive: Vec<SocketAddr> = bootstrap.iter().enumerate().filter(|(i, _)| *i != node).map(|(_, a)| *a).collect();
-            let (new_node, coord) = coordinator(&p, &alive, GROUP).await;
+            let (p, new_node, coord) = coordinator_after_crash(&bootstrap, node, GROUP).await;
             assert_ne!(new_node as usize, node);
             assert_eq!(fetch_offset(&p, coord, GROUP, "events", 0).await, (0, 42));
             // Same generation and members: heartbeats of generation 1 are fine.
@@ -467,9 +475,7 @@ async fn offset_delete_leaves_a_tombstone_that_a_reload_honours_kip_496() {
     c.brokers[node].crash();
     c.client
         .spawn(async move {
-            let p = pool("after");
-            let alive: Vec<SocketAddr> = bootstrap.iter().enumerate().filter(|(i, _)| *i != node).map(|(_, a)| *a).collect();
-            let (_, coord) = coordinator(&p, &alive, "standalone").await;
+            let (p, _, coord) = coordinator_after_crash(&bootstrap, node, "standalone").await;
             assert_eq!(fetch_offset(&p, coord, "standalone", "events", 0).await, (0, -1), "deleted stays deleted");
             assert_eq!(fetch_offset(&p, coord, "standalone", "events", 1).await, (0, 11));
             // DeleteGroups removes the rest; the group is gone.
@@ -510,9 +516,7 @@ async fn expired_offsets_of_an_empty_group_are_removed_with_tombstones_kip_211()
     c.brokers[node].crash();
     c.client
         .spawn(async move {
-            let p = pool("after");
-            let alive: Vec<SocketAddr> = bootstrap.iter().enumerate().filter(|(i, _)| *i != node).map(|(_, a)| *a).collect();
-            let (_, coord) = coordinator(&p, &alive, "short-lived").await;
+            let (p, _, coord) = coordinator_after_crash(&bootstrap, node, "short-lived").await;
             assert_eq!(fetch_offset(&p, coord, "short-lived", "events", 0).await, (0, -1), "tombstones honoured on reload");
         })
         .await
