@@ -448,8 +448,14 @@ impl Coordinator {
     pub fn join(&mut self, now_ms: i64, partition: i32, req: JoinRequest, waiter: Waiter) -> Vec<Effect> {
         let mut fx = Vec::new();
         let fail = |e| vec![Effect::Join(waiter, JoinResult::error(&req.member_id, e))];
-        if req.group_id.is_empty() {
+        if req.group_id.is_empty() || !storable(&req.group_id) {
             return fail(ResponseError::InvalidGroupId);
+        }
+        // Everything the group record keeps must fit its i16-length strings
+        // (flexible versions can send longer ones).
+        let names = [&req.member_id, &req.protocol_type].into_iter().chain(req.group_instance_id.as_ref()).chain(req.protocols.iter().map(|(n, _)| n));
+        if !names.into_iter().all(|n| storable(n)) || req.client_id.len() + MEMBER_ID_SUFFIX_MAX_BYTES > i16::MAX as usize {
+            return fail(ResponseError::InvalidRequest);
         }
         if req.session_timeout_ms < self.config.min_session_timeout_ms || req.session_timeout_ms > self.config.max_session_timeout_ms {
             return fail(ResponseError::InvalidSessionTimeout);
@@ -836,7 +842,7 @@ impl Coordinator {
         instance: Option<&str>,
         offsets: Vec<(TopicPartition, i64, i32, Option<String>)>,
     ) -> Result<CommitPlan, ResponseError> {
-        if group_id.is_empty() {
+        if group_id.is_empty() || !storable(group_id) {
             return Err(ResponseError::InvalidGroupId);
         }
         match self.groups.get_mut(group_id) {
@@ -872,7 +878,11 @@ impl Coordinator {
         let mut plan = CommitPlan { partition, offsets: Vec::new(), refused: Vec::new() };
         for (tp, offset, leader_epoch, metadata) in offsets {
             let metadata = metadata.unwrap_or_default();
-            if metadata.len() > self.config.offset_metadata_max_bytes {
+            if !storable(&tp.0) {
+                plan.refused.push((tp, ResponseError::InvalidTopicException));
+                continue;
+            }
+            if metadata.len() > self.config.offset_metadata_max_bytes || !storable(&metadata) {
                 plan.refused.push((tp, ResponseError::OffsetMetadataTooLarge));
                 continue;
             }
@@ -911,7 +921,8 @@ impl Coordinator {
             return Err(ResponseError::GroupIdNotFound);
         };
         if group.state == GroupState::Empty {
-            return Ok((group.partition, vec![None; tps.len()]));
+            let errors = tps.iter().map(|(t, _)| (!storable(t)).then_some(ResponseError::UnknownTopicOrPartition)).collect();
+            return Ok((group.partition, errors));
         }
         if group.protocol_type.as_deref() != Some(CONSUMER_PROTOCOL_TYPE) {
             return Err(ResponseError::NonEmptyGroup);
@@ -920,6 +931,7 @@ impl Coordinator {
         let errors = tps
             .iter()
             .map(|(topic, _)| match &subscribed {
+                _ if !storable(topic) => Some(ResponseError::UnknownTopicOrPartition),
                 Some(topics) if !topics.contains(topic) => None,
                 _ => Some(ResponseError::GroupSubscribedToTopic),
             })
@@ -1080,6 +1092,15 @@ impl Coordinator {
 }
 
 // ------------------------------------------------------------- helpers
+
+/// Room a generated member id needs after the client id (`-<broker>.<epoch>-<counter>`).
+const MEMBER_ID_SUFFIX_MAX_BYTES: usize = 64;
+
+/// Whether `s` fits an i16-length string of the `__consumer_offsets`
+/// records.
+fn storable(s: &str) -> bool {
+    s.len() <= i16::MAX as usize
+}
 
 /// The protocol type of Kafka consumers (their metadata is a
 /// ConsumerProtocolSubscription).

@@ -402,3 +402,21 @@ fn offset_delete_is_refused_for_subscribed_topics_kip_496() {
     assert_eq!(consumer_subscription_topics(&subscription(&["a", "bc"])), Some(vec!["a".to_string(), "bc".to_string()]));
     assert_eq!(consumer_subscription_topics(&[0, 0, 0, 0, 0, 9]), None, "truncated");
 }
+
+// Flexible versions allow strings longer than the records' i16 lengths:
+// such requests are refused, never stored (and never a panic).
+#[test]
+fn names_too_long_for_the_offsets_topic_are_refused() {
+    let mut c = coordinator();
+    let long = "x".repeat(40_000);
+    let mut req = join_req("", "a");
+    req.group_id = long.clone();
+    assert_eq!(joins(&c.join(0, 0, req, 1))[0].1.error, Some(ResponseError::InvalidGroupId));
+    let mut req = join_req("", "a");
+    req.group_instance_id = Some(long.clone());
+    assert_eq!(joins(&c.join(0, 0, req, 2))[0].1.error, Some(ResponseError::InvalidRequest));
+    assert_eq!(c.validate_commit(0, 0, &long, -1, "", None, vec![]), Err(ResponseError::InvalidGroupId));
+    let plan = c.validate_commit(0, 0, "s", -1, "", None, vec![((long.clone(), 0), 1, -1, None)]).unwrap();
+    assert_eq!(plan.refused, vec![((long.clone(), 0), ResponseError::InvalidTopicException)]);
+    assert!(plan.offsets.is_empty());
+}
