@@ -35,12 +35,17 @@ where
     F: FnOnce(Vec<SocketAddr>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let c = cluster();
+    let c = cluster(&[]);
     c.client.spawn(body(c.bootstrap.clone())).await.unwrap();
 }
 
-fn cluster() -> common::TestCluster {
-    let settings = Settings::from_pairs([("offsets.topic.num.partitions", "5"), ("group.initial.rebalance.delay.ms", "100")]);
+/// One controller and three brokers with a 5-partition offsets topic, a
+/// short initial rebalance delay and `extra` broker settings.
+fn cluster(extra: &[(&str, &str)]) -> common::TestCluster {
+    let mut settings = Settings::from_pairs([("offsets.topic.num.partitions", "5"), ("group.initial.rebalance.delay.ms", "100")]);
+    for (k, v) in extra {
+        settings.set(k, v);
+    }
     common::start_cluster(1, 3, Settings::new(), settings)
 }
 
@@ -80,6 +85,16 @@ async fn coordinator(pool: &Pool, bootstrap: &[SocketAddr], group: &str) -> (i32
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     panic!("no coordinator for {group}");
+}
+
+/// After broker `node` crashed: a fresh client and the group's new
+/// coordinator (node id, address) among the other brokers.
+async fn coordinator_after_crash(bootstrap: &[SocketAddr], node: usize, group: &str) -> (Pool, i32, SocketAddr) {
+    let p = pool("after");
+    let alive: Vec<SocketAddr> = bootstrap.iter().enumerate().filter(|(i, _)| *i != node).map(|(_, a)| *a).collect();
+    let (id, coord) = coordinator(&p, &alive, group).await;
+    assert_ne!(id as usize, node, "the crashed broker cannot coordinate");
+    (p, id, coord)
 }
 
 fn join_request(group: &str, member_id: &str, instance: Option<&str>, metadata: &[u8]) -> JoinGroupRequest {
@@ -223,8 +238,7 @@ async fn two_members_join_and_sync_one_generation_with_the_leaders_assignment() 
             assert_eq!(heartbeat(p, coord, GROUP, 1, id, None).await, 0);
         }
         // ListGroups on the coordinator lists it, Stable (v4).
-        let ResponseKind::ListGroups(l) = call(&members[0].0, coord, ApiKey::ListGroups, 4, RequestKind::ListGroups(ListGroupsRequest::default())).await
-        else {
+        let ResponseKind::ListGroups(l) = call(&members[0].0, coord, ApiKey::ListGroups, 4, RequestKind::ListGroups(ListGroupsRequest::default())).await else {
             panic!()
         };
         assert!(l.groups.iter().any(|g| g.group_id.as_str() == GROUP && g.group_state.as_str() == "Stable"));
@@ -400,7 +414,7 @@ async fn brokers_that_do_not_lead_the_offsets_partition_answer_not_coordinator()
 // loads the group (generation, members, assignment) and its offsets.
 #[madsim::test]
 async fn new_coordinator_after_a_crash_serves_committed_offsets_and_the_generation() {
-    let c = cluster();
+    let c = cluster(&[]);
     let bootstrap = c.bootstrap.clone();
     let b = bootstrap.clone();
     let (node, members) = c
@@ -416,9 +430,7 @@ async fn new_coordinator_after_a_crash_serves_committed_offsets_and_the_generati
     c.brokers[node].crash();
     c.client
         .spawn(async move {
-            let p = pool("after");
-            let alive: Vec<SocketAddr> = bootstrap.iter().enumerate().filter(|(i, _)| *i != node).map(|(_, a)| *a).collect();
-            let (new_node, coord) = coordinator(&p, &alive, GROUP).await;
+            let (p, new_node, coord) = coordinator_after_crash(&bootstrap, node, GROUP).await;
             assert_ne!(new_node as usize, node);
             assert_eq!(fetch_offset(&p, coord, GROUP, "events", 0).await, (0, 42));
             // Same generation and members: heartbeats of generation 1 are fine.
@@ -440,7 +452,7 @@ async fn new_coordinator_after_a_crash_serves_committed_offsets_and_the_generati
 // honours them.
 #[madsim::test]
 async fn offset_delete_leaves_a_tombstone_that_a_reload_honours_kip_496() {
-    let c = cluster();
+    let c = cluster(&[]);
     let bootstrap = c.bootstrap.clone();
     let b = bootstrap.clone();
     let node = c
@@ -463,9 +475,7 @@ async fn offset_delete_leaves_a_tombstone_that_a_reload_honours_kip_496() {
     c.brokers[node].crash();
     c.client
         .spawn(async move {
-            let p = pool("after");
-            let alive: Vec<SocketAddr> = bootstrap.iter().enumerate().filter(|(i, _)| *i != node).map(|(_, a)| *a).collect();
-            let (_, coord) = coordinator(&p, &alive, "standalone").await;
+            let (p, _, coord) = coordinator_after_crash(&bootstrap, node, "standalone").await;
             assert_eq!(fetch_offset(&p, coord, "standalone", "events", 0).await, (0, -1), "deleted stays deleted");
             assert_eq!(fetch_offset(&p, coord, "standalone", "events", 1).await, (0, 11));
             // DeleteGroups removes the rest; the group is gone.
@@ -474,6 +484,76 @@ async fn offset_delete_leaves_a_tombstone_that_a_reload_honours_kip_496() {
             assert_eq!(r.results[0].error_code, 0);
             assert_eq!(fetch_offset(&p, coord, "standalone", "events", 1).await, (0, -1));
             assert_eq!(describe(&p, coord, "standalone").await.group_state.as_str(), "Dead");
+        })
+        .await
+        .unwrap();
+}
+
+// KIP-211: offsets of an Empty group expire `offsets.retention.minutes`
+// after their commit (standalone group), checked every
+// `offsets.retention.check.interval.ms`; the group is removed with
+// tombstones, so a new coordinator does not bring them back.
+#[madsim::test]
+async fn expired_offsets_of_an_empty_group_are_removed_with_tombstones_kip_211() {
+    let c = cluster(&[("offsets.retention.minutes", "1"), ("offsets.retention.check.interval.ms", "1000")]);
+    let bootstrap = c.bootstrap.clone();
+    let b = bootstrap.clone();
+    let node = c
+        .client
+        .spawn(async move {
+            let p = pool("admin");
+            let (_, coord) = coordinator(&p, &b, "short-lived").await;
+            assert_eq!(commit(&p, coord, "short-lived", -1, "", &[("events", 0, 10)]).await, vec![0]);
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            assert_eq!(fetch_offset(&p, coord, "short-lived", "events", 0).await, (0, 10), "not expired yet");
+            tokio::time::sleep(Duration::from_secs(32)).await;
+            assert_eq!(fetch_offset(&p, coord, "short-lived", "events", 0).await, (0, -1), "expired");
+            assert_eq!(describe(&p, coord, "short-lived").await.group_state.as_str(), "Dead", "the group is gone");
+            b.iter().position(|a| *a == coord).unwrap()
+        })
+        .await
+        .unwrap();
+    c.brokers[node].crash();
+    c.client
+        .spawn(async move {
+            let (p, _, coord) = coordinator_after_crash(&bootstrap, node, "short-lived").await;
+            assert_eq!(fetch_offset(&p, coord, "short-lived", "events", 0).await, (0, -1), "tombstones honoured on reload");
+        })
+        .await
+        .unwrap();
+}
+
+// GroupMetadataManager.storeOffsets: a commit is answered only once the
+// offsets partition's high watermark covers it; when the followers are
+// cut off it times out after offsets.commit.timeout.ms with
+// REQUEST_TIMED_OUT, and the offset is not served.
+#[madsim::test]
+async fn commit_not_replicated_in_time_gets_request_timed_out() {
+    let c = cluster(&[]);
+    let b = c.bootstrap.clone();
+    let (node, coord) = c
+        .client
+        .spawn(async move {
+            let p = pool("admin");
+            let (_, coord) = coordinator(&p, &b, "slow").await;
+            assert_eq!(commit(&p, coord, "slow", -1, "", &[("events", 0, 1)]).await, vec![0]);
+            (b.iter().position(|a| *a == coord).unwrap(), coord)
+        })
+        .await
+        .unwrap();
+    let net = madsim::net::NetSim::current();
+    let followers: Vec<_> = (0..c.brokers.len()).filter(|i| *i != node).map(|i| c.brokers[i].node.id()).collect();
+    for f in &followers {
+        net.clog_node(*f);
+    }
+    c.client
+        .spawn(async move {
+            let p = pool("admin2");
+            let started = tokio::time::Instant::now();
+            assert_eq!(commit(&p, coord, "slow", -1, "", &[("events", 0, 2)]).await, vec![ResponseError::RequestTimedOut.code()]);
+            let waited = started.elapsed();
+            assert!(waited >= Duration::from_millis(5_000) && waited < Duration::from_millis(6_000), "offsets.commit.timeout.ms: {waited:?}");
+            assert_eq!(fetch_offset(&p, coord, "slow", "events", 0).await, (0, 1), "the timed-out commit is not served");
         })
         .await
         .unwrap();
