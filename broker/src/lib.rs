@@ -21,7 +21,10 @@
 //! - [`api`]: one file per Kafka API the broker answers (ApiVersions,
 //!   Metadata, CreateTopics, CreatePartitions, DescribeConfigs,
 //!   IncrementalAlterConfigs, Produce, Fetch, ListOffsets, InitProducerId
-//!   with producer id blocks from the controller, KIP-730, FindCoordinator).
+//!   with producer id blocks from the controller, KIP-730, FindCoordinator,
+//!   and the group coordinator's JoinGroup, SyncGroup, Heartbeat,
+//!   LeaveGroup, DescribeGroups, ListGroups, OffsetCommit, OffsetFetch,
+//!   OffsetDelete, DeleteGroups).
 //! - [`replica`]: the partition replication state machine — leader and
 //!   follower roles, ISR, high watermark, acks=all completion — free of I/O.
 //! - [`controller`]: the metadata controller quorum: its own Raft
@@ -32,7 +35,11 @@
 //! - [`coordinator`]: coordinator placement (Java `String.hashCode` of the
 //!   group or transactional id modulo the internal topic's partitions) and
 //!   the internal `__consumer_offsets` / `__transaction_state` topics,
-//!   created on the first FindCoordinator.
+//!   created on the first FindCoordinator; the classic group coordinator
+//!   (`coordinator::group`: a pure membership/rebalance/offsets state
+//!   machine; `coordinator::offsets_topic`: Kafka's record formats;
+//!   `coordinator::runtime`: parked requests, appends answered at the HW,
+//!   loading/unloading groups as offsets-partition leadership moves, timers).
 //! - [`observe`]: observations replicas report to a per-run observer
 //!   (appends, truncations, HW, epochs, offline dirs) for the harness's
 //!   broker-side checkers.
@@ -41,7 +48,7 @@
 //!   (`server::shutdown`: logs closed, `.kafka_cleanshutdown` written, so
 //!   the next start skips recovery), and the buggify fault points
 //!   (`server::buggify`) the harness can switch on.
-//! - [`client`]: producer, assign-mode consumer and admin clients speaking
+//! - [`client`]: producer, consumer (assign mode and consumer groups) and admin clients speaking
 //!   the wire protocol (see its own `# Layout`).
 
 pub mod api;

@@ -46,6 +46,14 @@ where
         .unwrap();
 }
 
+/// Settings of a member of `group` that reads from the earliest offset
+/// when nothing is committed, plus `extra`.
+fn member_config(group: &str, extra: &[(&str, &str)]) -> ConsumerConfig {
+    let mut pairs = vec![("group.id", group), ("auto.offset.reset", "earliest")];
+    pairs.extend_from_slice(extra);
+    ConsumerConfig::from_map(&map(&pairs)).unwrap()
+}
+
 /// Creates `topic` and waits until two members with `pairs` split it.
 async fn two_members(
     bootstrap: &[SocketAddr],
@@ -128,14 +136,11 @@ struct Member {
 impl Member {
     fn spawn(bootstrap: &[SocketAddr], pairs: &[(&str, &str)], topics: &[&str]) -> Member {
         let mut all = vec![
-            ("group.id", GROUP),
-            ("auto.offset.reset", "earliest"),
             ("session.timeout.ms", "10000"),
             ("heartbeat.interval.ms", "1000"),
         ];
         all.extend_from_slice(pairs);
-        let config = ConsumerConfig::from_map(&map(&all)).unwrap();
-        let mut consumer = Consumer::new(bootstrap.to_vec(), config);
+        let mut consumer = Consumer::new(bootstrap.to_vec(), member_config(GROUP, &all));
         consumer.subscribe(topics.iter().map(|t| t.to_string()).collect());
         Member::run(consumer)
     }
@@ -208,6 +213,21 @@ impl Member {
         self.task.await.unwrap();
         self.seen
     }
+}
+
+/// Two members split a 4-partition topic, then the second stops (`how`:
+/// CLOSE or CRASH). Returns how long until the first owned everything.
+async fn survivor_takes_over(bootstrap: &[SocketAddr], how: u8) -> Duration {
+    let (a, b, _) = two_members(bootstrap, "t", 4, &[]).await;
+    let stopped_at = Instant::now();
+    b.stop(how).await;
+    wait_for("the survivor owns everything", 40_000, || {
+        a.assignment().len() == 4
+    })
+    .await;
+    let took = stopped_at.elapsed();
+    a.stop(CLOSE).await;
+    took
 }
 
 /// Waits (simulated time) until `cond` holds, panicking with `what` after `max_ms`.
@@ -324,20 +344,12 @@ async fn a_third_member_joining_rebalances_with_a_higher_generation() {
 #[madsim::test]
 async fn a_dropped_consumer_is_removed_after_session_timeout_and_its_partitions_move() {
     in_cluster(|bootstrap| async move {
-        let (a, b, all) = two_members(&bootstrap, "t", 4, &[]).await;
-        let crashed_at = Instant::now();
-        b.stop(CRASH).await;
-        wait_for("the survivor owns everything", 40_000, || {
-            a.assignment().len() == 4
-        })
-        .await;
-        let took = crashed_at.elapsed();
+        let took = survivor_takes_over(&bootstrap, CRASH).await;
         // It waited for session.timeout.ms (10 s), not a LeaveGroup.
         assert!(
             took >= Duration::from_millis(7_000),
             "moved after {took:?}, before the session could expire"
         );
-        a.stop(CLOSE).await;
     })
     .await;
 }
@@ -349,13 +361,10 @@ async fn commit_sync_then_a_new_consumer_in_the_group_starts_at_the_committed_of
     in_cluster(|bootstrap| async move {
         create_topic(&bootstrap, "t", 2).await;
         produce(&bootstrap, "t", 2, 100).await;
-        let config = ConsumerConfig::from_map(&map(&[
-            ("group.id", GROUP),
-            ("auto.offset.reset", "earliest"),
-            ("enable.auto.commit", "false"),
-            ("max.poll.records", "10"),
-        ]))
-        .unwrap();
+        let config = member_config(
+            GROUP,
+            &[("enable.auto.commit", "false"), ("max.poll.records", "10")],
+        );
         let mut first = Consumer::new(bootstrap.clone(), config.clone());
         first.subscribe(vec!["t".into()]);
         let mut read = 0;
@@ -417,15 +426,15 @@ async fn commit_after_being_kicked_out_for_not_polling_fails_with_commit_failed(
     in_cluster(|bootstrap| async move {
         create_topic(&bootstrap, "t", 2).await;
         produce(&bootstrap, "t", 2, 20).await;
-        let config = ConsumerConfig::from_map(&map(&[
-            ("group.id", GROUP),
-            ("auto.offset.reset", "earliest"),
-            ("enable.auto.commit", "false"),
-            ("max.poll.interval.ms", "6000"),
-            ("session.timeout.ms", "10000"),
-            ("heartbeat.interval.ms", "1000"),
-        ]))
-        .unwrap();
+        let config = member_config(
+            GROUP,
+            &[
+                ("enable.auto.commit", "false"),
+                ("max.poll.interval.ms", "6000"),
+                ("session.timeout.ms", "10000"),
+                ("heartbeat.interval.ms", "1000"),
+            ],
+        );
         let mut consumer = Consumer::new(bootstrap.clone(), config);
         consumer.subscribe(vec!["t".into()]);
         for _ in 0..200 {
@@ -468,7 +477,10 @@ async fn commit_after_being_kicked_out_for_not_polling_fails_with_commit_failed(
 }
 
 /// Records the listener's calls.
-struct Recorder(Arc<Mutex<Vec<(&'static str, Vec<Tp>)>>>);
+/// The listener's calls: (callback, partitions).
+type Calls = Arc<Mutex<Vec<(&'static str, Vec<Tp>)>>>;
+
+struct Recorder(Calls);
 
 impl ConsumerRebalanceListener for Recorder {
     fn on_partitions_revoked(&mut self, partitions: &[(String, i32)]) {
@@ -496,17 +508,15 @@ async fn third_member_joins(
     let all = partitions("t", 6);
     let pairs = [("partition.assignment.strategy", strategy)];
     let calls = Arc::new(Mutex::new(Vec::new()));
-    let mut config = vec![
-        ("group.id", GROUP),
-        ("auto.offset.reset", "earliest"),
-        ("session.timeout.ms", "10000"),
-        ("heartbeat.interval.ms", "1000"),
-    ];
-    config.extend_from_slice(&pairs);
-    let mut consumer = Consumer::new(
-        bootstrap.to_vec(),
-        ConsumerConfig::from_map(&map(&config)).unwrap(),
+    let config = member_config(
+        GROUP,
+        &[
+            ("session.timeout.ms", "10000"),
+            ("heartbeat.interval.ms", "1000"),
+            pairs[0],
+        ],
     );
+    let mut consumer = Consumer::new(bootstrap.to_vec(), config);
     consumer.subscribe_with_listener(vec!["t".into()], Box::new(Recorder(calls.clone())));
     let a = Member::run(consumer);
     let b = Member::spawn(bootstrap, &pairs, &["t"]);
@@ -663,12 +673,7 @@ async fn regex_subscription_picks_up_a_topic_created_later() {
     in_cluster(|bootstrap| async move {
         create_topic(&bootstrap, "ev-a", 2).await;
         create_topic(&bootstrap, "other", 2).await;
-        let config = ConsumerConfig::from_map(&map(&[
-            ("group.id", GROUP),
-            ("auto.offset.reset", "earliest"),
-            ("metadata.max.age.ms", "1000"),
-        ]))
-        .unwrap();
+        let config = member_config(GROUP, &[("metadata.max.age.ms", "1000")]);
         let mut consumer = Consumer::new(bootstrap.clone(), config);
         assert!(
             consumer.subscribe_pattern("ev-[").is_err(),
@@ -698,11 +703,7 @@ async fn assign_mode_with_a_group_id_commits_standalone_and_resumes_from_it() {
     in_cluster(|bootstrap| async move {
         create_topic(&bootstrap, "t", 1).await;
         produce(&bootstrap, "t", 1, 10).await;
-        let config = ConsumerConfig::from_map(&map(&[
-            ("group.id", "solo"),
-            ("auto.offset.reset", "earliest"),
-        ]))
-        .unwrap();
+        let config = member_config("solo", &[]);
         let mut c = Consumer::new(bootstrap.clone(), config.clone());
         c.assign(vec![("t".into(), 0)]);
         let offsets = BTreeMap::from([(("t".to_string(), 0), OffsetAndMetadata::new(7))]);
@@ -723,6 +724,165 @@ async fn assign_mode_with_a_group_id_commits_standalone_and_resumes_from_it() {
             Some(7),
             "an assigned partition starts at the group's committed offset"
         );
+    })
+    .await;
+}
+
+// LeaveGroup on close: a dynamic member that closes gives its partitions
+// up at once instead of after session.timeout.ms.
+#[madsim::test]
+async fn a_closed_member_leaves_the_group_and_its_partitions_move_before_the_session_timeout() {
+    in_cluster(|bootstrap| async move {
+        let took = survivor_takes_over(&bootstrap, CLOSE).await;
+        assert!(
+            took < Duration::from_millis(7_000),
+            "moved after {took:?}: no LeaveGroup?"
+        );
+    })
+    .await;
+}
+
+// KafkaConsumer.commitAsync: callbacks run on a later poll, in call order,
+// and the last commit is what the group has.
+#[madsim::test]
+async fn commit_async_callbacks_complete_in_order_on_the_next_poll() {
+    in_cluster(|bootstrap| async move {
+        create_topic(&bootstrap, "t", 1).await;
+        produce(&bootstrap, "t", 1, 10).await;
+        let config = member_config(GROUP, &[("enable.auto.commit", "false")]);
+        let mut c = Consumer::new(bootstrap.clone(), config);
+        c.subscribe(vec!["t".into()]);
+        let mut read = 0;
+        for _ in 0..100 {
+            read += c.poll(Duration::from_millis(200)).await.unwrap().len();
+            if read == 10 {
+                break;
+            }
+        }
+        assert_eq!(read, 10);
+        let done: Arc<Mutex<Vec<(i64, bool)>>> = Arc::new(Mutex::new(Vec::new()));
+        for offset in [3, 6, 10] {
+            let d = done.clone();
+            let offsets = BTreeMap::from([(("t".to_string(), 0), OffsetAndMetadata::new(offset))]);
+            c.commit_async(
+                Some(offsets),
+                Some(Box::new(move |r| {
+                    d.lock().unwrap().push((offset, r.is_ok()))
+                })),
+            );
+        }
+        assert!(
+            done.lock().unwrap().is_empty(),
+            "completed only on a later poll"
+        );
+        c.poll(Duration::from_millis(100)).await.unwrap();
+        assert_eq!(
+            *done.lock().unwrap(),
+            vec![(3, true), (6, true), (10, true)]
+        );
+        let committed = c.committed(&[("t".into(), 0)]).await.unwrap();
+        assert_eq!(
+            committed[&("t".to_string(), 0)].as_ref().map(|o| o.offset),
+            Some(10)
+        );
+        c.close().await.unwrap();
+    })
+    .await;
+}
+
+// Kafka auto-commits for assigned partitions too when a group.id is set
+// (as a standalone member).
+#[madsim::test]
+async fn assign_mode_with_a_group_id_auto_commits_standalone() {
+    in_cluster(|bootstrap| async move {
+        create_topic(&bootstrap, "t", 1).await;
+        produce(&bootstrap, "t", 1, 10).await;
+        let config = member_config("solo", &[("auto.commit.interval.ms", "500")]);
+        let mut c = Consumer::new(bootstrap.clone(), config);
+        c.assign(vec![("t".into(), 0)]);
+        let mut read = 0;
+        for _ in 0..100 {
+            read += c.poll(Duration::from_millis(200)).await.unwrap().len();
+            if read == 10
+                && c.committed(&[("t".into(), 0)]).await.unwrap()[&("t".to_string(), 0)].is_some()
+            {
+                break;
+            }
+        }
+        let committed = c.committed(&[("t".into(), 0)]).await.unwrap();
+        assert_eq!(
+            committed[&("t".to_string(), 0)].as_ref().map(|o| o.offset),
+            Some(10)
+        );
+    })
+    .await;
+}
+
+// KIP-345: a newer instance with the same group.instance.id fences the
+// older one; the fenced member's heartbeat gets FENCED_INSTANCE_ID and its
+// poll fails from then on.
+#[madsim::test]
+async fn a_static_member_fenced_by_a_newer_instance_fails_its_poll() {
+    in_cluster(|bootstrap| async move {
+        create_topic(&bootstrap, "t", 2).await;
+        let pairs = [
+            ("group.instance.id", "i"),
+            ("session.timeout.ms", "10000"),
+            ("heartbeat.interval.ms", "1000"),
+        ];
+        let mut old = Consumer::new(bootstrap.clone(), member_config(GROUP, &pairs));
+        old.subscribe(vec!["t".into()]);
+        for _ in 0..200 {
+            old.poll(Duration::from_millis(200)).await.unwrap();
+            if old.assignment().len() == 2 {
+                break;
+            }
+        }
+        assert_eq!(old.assignment().len(), 2);
+        let newer = Member::spawn(&bootstrap, &pairs, &["t"]);
+        wait_for("the newer instance assigned", 30_000, || {
+            newer.assignment().len() == 2
+        })
+        .await;
+        let mut fenced = None;
+        for _ in 0..100 {
+            match old.poll(Duration::from_millis(200)).await {
+                Ok(_) => {}
+                Err(e) => {
+                    fenced = Some(e);
+                    break;
+                }
+            }
+        }
+        let e = fenced.expect("the old instance is fenced");
+        assert!(
+            matches!(e, ClientError::Broker { code: 82, .. }),
+            "FENCED_INSTANCE_ID: {e:?}"
+        );
+        assert!(
+            old.poll(Duration::from_millis(10)).await.is_err(),
+            "fatal for every later poll"
+        );
+        drop(old);
+        newer.stop(CLOSE).await;
+    })
+    .await;
+}
+
+// Kafka's leader rejoins when the metadata of the group's subscription
+// changes: a subscribed topic created after the group formed is assigned.
+#[madsim::test]
+async fn a_subscribed_topic_created_after_the_group_formed_is_assigned() {
+    in_cluster(|bootstrap| async move {
+        create_topic(&bootstrap, "t", 1).await;
+        let config = member_config(GROUP, &[("metadata.max.age.ms", "1000")]);
+        let mut consumer = Consumer::new(bootstrap.clone(), config);
+        consumer.subscribe(vec!["t".into(), "late".into()]);
+        let a = Member::run(consumer);
+        wait_for("t assigned", 30_000, || a.assignment().len() == 1).await;
+        create_topic(&bootstrap, "late", 2).await;
+        wait_for("late assigned", 30_000, || a.assignment().len() == 3).await;
+        a.stop(CLOSE).await;
     })
     .await;
 }

@@ -6,8 +6,8 @@
 //! - v4+: a new member must rejoin with the id it got in
 //!   MEMBER_ID_REQUIRED (KIP-394); older versions get an id at once.
 //! - v5+ carry `group.instance.id` (KIP-345).
-//! - v7+ answer the protocol type; v9 (KIP-814 `skip_assignment`) is not
-//!   served.
+//! - v7+ answer the protocol type; v8 carries a reason (KIP-800); v9
+//!   (KIP-814 `skip_assignment`) is not served.
 
 use crate::coordinator::group::JoinRequest;
 use crate::coordinator::runtime::{park, Reply};
@@ -19,12 +19,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub const MIN_VERSION: i16 = 0;
-pub const MAX_VERSION: i16 = 7;
+/// v8 only adds the `reason` (KIP-800), logged; v9's `skip_assignment`
+/// (KIP-814) is not served.
+pub const MAX_VERSION: i16 = 8;
 /// First version where a new member must obtain its id first (KIP-394).
 const MEMBER_ID_REQUIRED_VERSION: i16 = 4;
 
 pub async fn handle(shared: &Arc<BrokerShared>, req: JoinGroupRequest, version: i16, client_id: &str, peer: SocketAddr) -> JoinGroupResponse {
     let group_id = req.group_id.0.to_string();
+    if let Some(reason) = &req.reason {
+        tracing::debug!(broker = shared.config.id, group = %group_id, member = %req.member_id.as_str(), reason = %reason.as_str(), "JoinGroup");
+    }
     let join = JoinRequest {
         group_id: group_id.clone(),
         member_id: req.member_id.to_string(),

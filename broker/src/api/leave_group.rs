@@ -39,10 +39,7 @@ pub fn handle(shared: &Arc<BrokerShared>, req: LeaveGroupRequest, version: i16) 
         .into_iter()
         .zip(errors)
         .map(|((id, instance), e)| {
-            MemberResponse::default()
-                .with_member_id(id.into())
-                .with_group_instance_id(instance.map(Into::into))
-                .with_error_code(e.map_or(0, |e| e.code()))
+            MemberResponse::default().with_member_id(id.into()).with_group_instance_id(instance.map(Into::into)).with_error_code(e.map_or(0, |e| e.code()))
         })
         .collect();
     LeaveGroupResponse::default().with_members(members)

@@ -13,8 +13,7 @@ pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 0;
 
 pub async fn handle(shared: &Arc<BrokerShared>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
-    let tps: Vec<(String, i32)> =
-        req.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), p.partition_index))).collect();
+    let tps: Vec<(String, i32)> = req.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), p.partition_index))).collect();
     let errors = match delete_offsets(shared, req.group_id.as_str(), &tps).await {
         Ok(errors) => errors,
         Err(e) => return OffsetDeleteResponse::default().with_error_code(e.code()),

@@ -44,9 +44,7 @@ pub async fn handle(shared: &Arc<BrokerShared>, req: SyncGroupRequest, version: 
     };
     let mut resp = SyncGroupResponse::default().with_error_code(result.error.map_or(0, |e| e.code())).with_assignment(result.assignment);
     if version >= 5 {
-        resp = resp
-            .with_protocol_type(result.protocol_type.map(StrBytes::from_string))
-            .with_protocol_name(result.protocol_name.map(StrBytes::from_string));
+        resp = resp.with_protocol_type(result.protocol_type.map(StrBytes::from_string)).with_protocol_name(result.protocol_name.map(StrBytes::from_string));
     }
     resp
 }

@@ -31,7 +31,9 @@
 //!   ListOffsets, `end_offsets`) and group mode (`subscribe`, the group
 //!   membership state machine in `consumer::group`, its coordinator
 //!   driver with join and heartbeat tasks, commits, rebalance listener).
-//! - [`assignor`]: the partition assignors a group leader runs.
+//! - [`assignor`]: the partition assignors a group leader runs (range,
+//!   roundrobin, sticky, cooperative-sticky, or a custom one) and the
+//!   consumer protocol's subscription / assignment bytes.
 //! - [`admin`]: CreateTopics v7 and waiting for leaders.
 
 pub mod accumulator;
@@ -48,6 +50,7 @@ pub mod partitioner;
 pub mod producer;
 
 pub use admin::{Admin, AlterConfigOp, ConfigEntry};
+pub use assignor::{PartitionAssignor, RebalanceProtocol};
 pub use clock::ClientClock;
 pub use config::{AdminConfig, AssignorChoice, ConsumerConfig, Interceptors, NetworkConfig, OffsetReset, PartitionerChoice, ProducerConfig};
 pub use consumer::{

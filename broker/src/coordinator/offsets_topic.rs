@@ -314,14 +314,7 @@ mod tests {
         let vb = encode_group_value(&v);
         assert_eq!(decode_value(&key, Some(&vb)).unwrap(), Some(RecordValue::Group(v)));
         // An Empty group: no protocol, no leader, no members.
-        let empty = GroupValue {
-            protocol_type: String::new(),
-            generation: 6,
-            protocol: None,
-            leader: None,
-            current_state_timestamp_ms: 100,
-            members: vec![],
-        };
+        let empty = GroupValue { protocol_type: String::new(), generation: 6, protocol: None, leader: None, current_state_timestamp_ms: 100, members: vec![] };
         let eb = encode_group_value(&empty);
         assert_eq!(decode_value(&key, Some(&eb)).unwrap(), Some(RecordValue::Group(empty)));
     }

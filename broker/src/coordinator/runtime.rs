@@ -90,9 +90,8 @@ impl GroupRuntime {
                 last_retention_check_ms: 0,
             }),
             wake: Notify::new(),
-            retention_check_interval_ms: settings
-                .u64_or("offsets.retention.check.interval.ms", d::OFFSETS_RETENTION_CHECK_INTERVAL_MS)
-                .min(i64::MAX as u64) as i64,
+            retention_check_interval_ms: settings.u64_or("offsets.retention.check.interval.ms", d::OFFSETS_RETENTION_CHECK_INTERVAL_MS).min(i64::MAX as u64)
+                as i64,
             commit_timeout_ms: settings.u64_or("offsets.commit.timeout.ms", d::OFFSETS_COMMIT_TIMEOUT_MS),
         }
     }
@@ -101,11 +100,7 @@ impl GroupRuntime {
 /// Runs `f` on the state machine of the broker's coordinator for
 /// `group_id`, after checking that this broker coordinates it (loading the
 /// partition first if needed); applies the effects `f` returns.
-pub fn with_group<T>(
-    shared: &Arc<BrokerShared>,
-    group_id: &str,
-    f: impl FnOnce(&mut Coordinator, i64, i32) -> (T, Vec<Effect>),
-) -> Result<T, ResponseError> {
+pub fn with_group<T>(shared: &Arc<BrokerShared>, group_id: &str, f: impl FnOnce(&mut Coordinator, i64, i32) -> (T, Vec<Effect>)) -> Result<T, ResponseError> {
     let partition = route(shared, group_id)?;
     let now_ms = shared.wall_ms();
     let mut inner = shared.groups.inner.lock().unwrap();
@@ -134,6 +129,8 @@ pub async fn park(
         let waiter = inner.next_waiter;
         let (tx, rx) = oneshot::channel();
         inner.waiters.insert(waiter, tx);
+        let epoch = inner.loaded.get(&partition).copied().unwrap_or(-1);
+        inner.machine.set_member_id_prefix(format!("{}.{epoch}", shared.config.id));
         let fx = f(&mut inner.machine, now_ms, partition, waiter);
         apply(shared, &mut inner, fx);
         rx
@@ -294,10 +291,8 @@ fn apply(shared: &Arc<BrokerShared>, inner: &mut Inner, fx: Vec<Effect>) {
 
 /// Tombstones for `group_id`'s `offsets` (and its group record).
 fn tombstones(group_id: &str, offsets: &[TopicPartition], group: bool) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-    let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = offsets
-        .iter()
-        .map(|(t, p)| (ot::encode_key(&RecordKey::Offset { group: group_id.to_string(), topic: t.clone(), partition: *p }), None))
-        .collect();
+    let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+        offsets.iter().map(|(t, p)| (ot::encode_key(&RecordKey::Offset { group: group_id.to_string(), topic: t.clone(), partition: *p }), None)).collect();
     if group {
         records.push((ot::encode_key(&RecordKey::Group { group: group_id.to_string() }), None));
     }
@@ -476,11 +471,7 @@ pub async fn run(shared: Arc<BrokerShared>) {
 fn reconcile(shared: &Arc<BrokerShared>) {
     let led: BTreeMap<i32, i32> = {
         let parts = shared.partitions.lock().unwrap();
-        parts
-            .iter()
-            .filter(|((t, _), p)| t == GROUP_METADATA_TOPIC && p.is_leader())
-            .map(|((_, i), p)| (*i, p.state.leader_epoch))
-            .collect()
+        parts.iter().filter(|((t, _), p)| t == GROUP_METADATA_TOPIC && p.is_leader()).map(|((_, i), p)| (*i, p.state.leader_epoch)).collect()
     };
     let mut inner = shared.groups.inner.lock().unwrap();
     let stale: Vec<i32> = inner.loaded.iter().filter(|(p, e)| led.get(p) != Some(e)).map(|(p, _)| *p).collect();

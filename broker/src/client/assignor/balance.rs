@@ -277,4 +277,34 @@ mod tests {
         assert_eq!(result["b"].len(), 4);
         assert!(result["a"].iter().all(|(t, _)| t == "t"));
     }
+
+    #[test]
+    fn general_case_balances_through_a_chain_of_moves() {
+        // m1 holds both t1 partitions, m0 (t0 only) holds nothing and m2
+        // holds t0-0: only the chain m1 -t1-> m2 -t0-> m0 balances it.
+        let partitions = BTreeMap::from([("t0".to_string(), 1), ("t1".to_string(), 2)]);
+        let subscriptions = subscribe(&[("m0", &["t0"]), ("m1", &["t1"]), ("m2", &["t0", "t1"])]);
+        let previous = BTreeMap::from([
+            ("m1".to_string(), MemberData { partitions: vec![tp("t1", 0), tp("t1", 1)], generation_id: 1 }),
+            ("m2".to_string(), MemberData { partitions: vec![tp("t0", 0)], generation_id: 1 }),
+        ]);
+        let result = sticky_assign(&partitions, &subscriptions, &previous);
+        assert_eq!(result["m0"], vec![tp("t0", 0)]);
+        assert_eq!(result["m1"].len(), 1);
+        assert_eq!(result["m2"].len(), 1);
+    }
+
+    #[test]
+    fn one_member_owning_everything_is_rebalanced_to_all() {
+        // 40 members, 800 partitions all owned by one: each ends with 20.
+        let partitions: BTreeMap<String, i32> = (0..8).map(|t| (format!("t{t}"), 100)).collect();
+        let topics: Vec<String> = partitions.keys().cloned().collect();
+        let subscriptions: BTreeMap<String, Subscription> = (0..40)
+            .map(|m| (format!("m{m:02}"), Subscription { topics: topics.clone(), ..Default::default() }))
+            .collect();
+        let everything = topics.iter().flat_map(|t| (0..100).map(move |p| tp(t, p))).collect();
+        let previous = BTreeMap::from([("m07".to_string(), MemberData { partitions: everything, generation_id: 1 })]);
+        let result = sticky_assign(&partitions, &subscriptions, &previous);
+        assert!(result.values().all(|tps| tps.len() == 20));
+    }
 }

@@ -6,19 +6,22 @@
 //!
 //! - this file: the [`PartitionAssignor`] trait, [`Subscription`] /
 //!   [`Assignment`], [`RebalanceProtocol`] and [`by_name`].
-//! - `protocol`: ConsumerProtocolSubscription / ConsumerProtocolAssignment
-//!   encoding (the bytes inside JoinGroup metadata and SyncGroup
-//!   assignments).
+//! - [`protocol`]: ConsumerProtocolSubscription / ConsumerProtocolAssignment
+//!   v0-v3 encoding (the bytes inside JoinGroup metadata and SyncGroup
+//!   assignments), errors for malformed bytes.
 //! - one file per assignor: [`range`] (Kafka's RangeAssignor),
 //!   [`round_robin`] (RoundRobinAssignor), [`sticky`] (StickyAssignor,
 //!   eager, with its StickyAssignorUserData v0/v1) and
 //!   [`cooperative_sticky`] (CooperativeStickyAssignor, KIP-429).
 //! - `balance`: the sticky assignors' shared core (ownership resolution by
 //!   generation, then balance, then stickiness).
+//! - `tests`: properties of every assignor over random groups (proptest)
+//!   and the shared test helpers.
 //!
-//! Everything here is a pure function of its inputs: members and topics
+//! Every `assign` is a pure function of its inputs: members and topics
 //! are iterated in sorted order, so the same inputs give the same
-//! assignment on every run.
+//! assignment on every run. The only state is what the sticky assignors
+//! remember from `on_assignment` for their next subscription.
 
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,7 +55,7 @@ pub enum RebalanceProtocol {
 }
 
 /// One member's subscription as the leader sees it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
     pub topics: Vec<String>,
     pub user_data: Option<Bytes>,
@@ -65,6 +68,21 @@ pub struct Subscription {
     /// from the JoinGroup response, never sent inside the subscription
     /// bytes. Range and round-robin order static members by it.
     pub group_instance_id: Option<String>,
+}
+
+impl Default for Subscription {
+    /// No topics, nothing owned, generation unknown (-1, Kafka's
+    /// `DEFAULT_GENERATION`).
+    fn default() -> Self {
+        Subscription {
+            topics: Vec::new(),
+            user_data: None,
+            owned_partitions: Vec::new(),
+            generation_id: -1,
+            rack_id: None,
+            group_instance_id: None,
+        }
+    }
 }
 
 /// One member's assignment.
@@ -106,8 +124,12 @@ pub trait PartitionAssignor: Send + Sync {
     fn on_assignment(&self, _assignment: &Assignment, _generation_id: i32) {}
 }
 
-/// A built-in assignor by its protocol name or Kafka class name
-/// (`org.apache.kafka.clients.consumer.RangeAssignor`, ...).
+/// A built-in assignor by its protocol name ("range", "roundrobin",
+/// "sticky", "cooperative-sticky") or Kafka class name
+/// (`org.apache.kafka.clients.consumer.RangeAssignor`, ...). Each call
+/// makes a new instance; a consumer keeps its own for its lifetime, since
+/// the sticky assignors remember their last assignment (`on_assignment`)
+/// for the next subscription's user data.
 pub fn by_name(name: &str) -> Option<Box<dyn PartitionAssignor>> {
     match name {
         range::NAME | "org.apache.kafka.clients.consumer.RangeAssignor" => Some(Box::new(RangeAssignor)),

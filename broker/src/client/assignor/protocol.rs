@@ -302,6 +302,14 @@ mod tests {
     }
 
     #[test]
+    fn default_subscription_has_unknown_generation() {
+        // ConsumerProtocolSubscription.GenerationId defaults to -1.
+        let sub = Subscription::default();
+        assert_eq!(sub.generation_id, -1);
+        assert_eq!(decode_subscription(&encode_subscription(&sub, 3).unwrap()).unwrap(), sub);
+    }
+
+    #[test]
     fn subscription_older_versions_drop_newer_fields() {
         let sub = full_subscription();
         let v0 = decode_subscription(&encode_subscription(&sub, 0).unwrap()).unwrap();

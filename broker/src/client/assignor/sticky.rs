@@ -93,7 +93,7 @@ impl PartitionAssignor for StickyAssignor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::assignor::tests::tp;
+    use crate::client::assignor::tests::{subscribe, tp};
 
     #[test]
     fn sticky_user_data_v1_round_trips() {
@@ -151,5 +151,58 @@ mod tests {
         let result = StickyAssignor::default().assign(&partitions, &subscriptions);
         assert_eq!(result["a"].partitions, vec![tp("t", 1), tp("t", 3)]);
         assert_eq!(result["b"].partitions, vec![tp("t", 0), tp("t", 2)]);
+    }
+
+    /// Runs the assignor, then (eager rebalance) gives every member not
+    /// in `leaving` its assignment back as StickyAssignorUserData and runs
+    /// it again without the leavers.
+    fn assign_then_remove(
+        partitions: &BTreeMap<String, i32>,
+        subscriptions: &BTreeMap<String, Subscription>,
+        leaving: &str,
+    ) -> (BTreeMap<String, Assignment>, BTreeMap<String, Assignment>) {
+        let first = StickyAssignor::default().assign(partitions, subscriptions);
+        let mut rest = subscriptions.clone();
+        rest.remove(leaving);
+        for (m, sub) in rest.iter_mut() {
+            sub.user_data = Some(encode_sticky_user_data(&first[m].partitions, 1).unwrap());
+        }
+        (first, StickyAssignor::default().assign(partitions, &rest))
+    }
+
+    fn sorted(mut partitions: Vec<TopicPartition>) -> Vec<TopicPartition> {
+        partitions.sort();
+        partitions
+    }
+
+    #[test]
+    fn sticky_assignor_javadoc_example_equal_subscriptions() {
+        // StickyAssignor javadoc: C0, C1, C2 subscribe to t0..t3 (2
+        // partitions each); C1 leaves and the others keep all they had.
+        let partitions: BTreeMap<String, i32> = (0..4).map(|t| (format!("t{t}"), 2)).collect();
+        let all: &[&str] = &["t0", "t1", "t2", "t3"];
+        let subscriptions = subscribe(&[("C0", all), ("C1", all), ("C2", all)]);
+        let (first, second) = assign_then_remove(&partitions, &subscriptions, "C1");
+        assert_eq!(first["C0"].partitions, vec![tp("t0", 0), tp("t1", 1), tp("t3", 0)]);
+        assert_eq!(first["C1"].partitions, vec![tp("t0", 1), tp("t2", 0), tp("t3", 1)]);
+        assert_eq!(first["C2"].partitions, vec![tp("t1", 0), tp("t2", 1)]);
+        assert_eq!(sorted(second["C0"].partitions.clone()), vec![tp("t0", 0), tp("t1", 1), tp("t2", 0), tp("t3", 0)]);
+        assert_eq!(sorted(second["C2"].partitions.clone()), vec![tp("t0", 1), tp("t1", 0), tp("t2", 1), tp("t3", 1)]);
+    }
+
+    #[test]
+    fn sticky_assignor_javadoc_example_different_subscriptions() {
+        // StickyAssignor javadoc: t0, t1, t2 with 1, 2, 3 partitions; C0
+        // subscribes t0, C1 t0 and t1, C2 all three. Sticky (unlike round
+        // robin) gives C1 both t1 partitions; when C0 leaves, C1 takes t0-0
+        // and nothing else moves.
+        let partitions = BTreeMap::from([("t0".to_string(), 1), ("t1".to_string(), 2), ("t2".to_string(), 3)]);
+        let subscriptions = subscribe(&[("C0", &["t0"]), ("C1", &["t0", "t1"]), ("C2", &["t0", "t1", "t2"])]);
+        let (first, second) = assign_then_remove(&partitions, &subscriptions, "C0");
+        assert_eq!(first["C0"].partitions, vec![tp("t0", 0)]);
+        assert_eq!(first["C1"].partitions, vec![tp("t1", 0), tp("t1", 1)]);
+        assert_eq!(first["C2"].partitions, vec![tp("t2", 0), tp("t2", 1), tp("t2", 2)]);
+        assert_eq!(second["C1"].partitions, vec![tp("t0", 0), tp("t1", 0), tp("t1", 1)]);
+        assert_eq!(second["C2"].partitions, vec![tp("t2", 0), tp("t2", 1), tp("t2", 2)]);
     }
 }

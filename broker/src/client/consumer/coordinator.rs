@@ -61,6 +61,28 @@ const JOIN_GROUP_TIMEOUT_LAPSE_MS: u64 = 5_000;
 /// retriable errors); the next poll starts a new task after it.
 const MAX_JOIN_ATTEMPTS: u32 = 100;
 
+/// Sends a `$kind` request to the coordinator and unwraps the matching
+/// response (returning `Malformed` from the caller on any other kind).
+macro_rules! call {
+    ($client:expr, $kind:ident, $version:expr, $request:expr, $timeout:expr) => {
+        match $client
+            .send(
+                ApiKey::$kind,
+                $version,
+                RequestKind::$kind($request),
+                $timeout,
+            )
+            .await?
+        {
+            ResponseKind::$kind(r) => r,
+            _ => {
+                let what = concat!(stringify!($kind), ": wrong response kind");
+                return Err(ClientError::Malformed(what.into()));
+            }
+        }
+    };
+}
+
 /// Membership state shared by the consumer, the heartbeat task and the
 /// join task. Never held across an await.
 #[derive(Debug)]
@@ -266,20 +288,8 @@ impl GroupClient {
             .settings
             .request_timeout_ms
             .max(self.settings.rebalance_timeout_ms + JOIN_GROUP_TIMEOUT_LAPSE_MS);
-        match self
-            .send(
-                ApiKey::JoinGroup,
-                JOIN_GROUP_VERSION,
-                RequestKind::JoinGroup(request),
-                timeout_ms,
-            )
-            .await?
-        {
-            ResponseKind::JoinGroup(r) => Ok(r),
-            _ => Err(ClientError::Malformed(
-                "JoinGroup: wrong response kind".into(),
-            )),
-        }
+        let r = call!(self, JoinGroup, JOIN_GROUP_VERSION, request, timeout_ms);
+        Ok(r)
     }
 
     /// One SyncGroup round trip: (error code, assignment bytes).
@@ -309,20 +319,8 @@ impl GroupClient {
             .settings
             .request_timeout_ms
             .max(self.settings.rebalance_timeout_ms + JOIN_GROUP_TIMEOUT_LAPSE_MS);
-        match self
-            .send(
-                ApiKey::SyncGroup,
-                SYNC_GROUP_VERSION,
-                RequestKind::SyncGroup(request),
-                timeout_ms,
-            )
-            .await?
-        {
-            ResponseKind::SyncGroup(r) => Ok((r.error_code, r.assignment)),
-            _ => Err(ClientError::Malformed(
-                "SyncGroup: wrong response kind".into(),
-            )),
-        }
+        let r = call!(self, SyncGroup, SYNC_GROUP_VERSION, request, timeout_ms);
+        Ok((r.error_code, r.assignment))
     }
 
     /// One Heartbeat round trip: the error code.
@@ -332,20 +330,14 @@ impl GroupClient {
             .with_generation_id(generation.generation_id)
             .with_member_id(StrBytes::from_string(generation.member_id.clone()))
             .with_group_instance_id(self.instance_id());
-        match self
-            .send(
-                ApiKey::Heartbeat,
-                HEARTBEAT_VERSION,
-                RequestKind::Heartbeat(request),
-                self.settings.request_timeout_ms,
-            )
-            .await?
-        {
-            ResponseKind::Heartbeat(r) => Ok(r.error_code),
-            _ => Err(ClientError::Malformed(
-                "Heartbeat: wrong response kind".into(),
-            )),
-        }
+        let r = call!(
+            self,
+            Heartbeat,
+            HEARTBEAT_VERSION,
+            request,
+            self.settings.request_timeout_ms
+        );
+        Ok(r.error_code)
     }
 
     /// LeaveGroup for this (dynamic) member, then its generation is reset.
@@ -427,22 +419,13 @@ impl GroupClient {
                     })
                     .collect(),
             );
-        let resp = match self
-            .send(
-                ApiKey::OffsetCommit,
-                OFFSET_COMMIT_VERSION,
-                RequestKind::OffsetCommit(request),
-                self.settings.request_timeout_ms,
-            )
-            .await?
-        {
-            ResponseKind::OffsetCommit(r) => r,
-            _ => {
-                return Err(ClientError::Malformed(
-                    "OffsetCommit: wrong response kind".into(),
-                ))
-            }
-        };
+        let resp = call!(
+            self,
+            OffsetCommit,
+            OFFSET_COMMIT_VERSION,
+            request,
+            self.settings.request_timeout_ms
+        );
         let mut answered = BTreeSet::new();
         let mut first_error = codes::NONE;
         for t in &resp.topics {
@@ -490,22 +473,13 @@ impl GroupClient {
                     })
                     .collect(),
             ));
-        let resp = match self
-            .send(
-                ApiKey::OffsetFetch,
-                OFFSET_FETCH_VERSION,
-                RequestKind::OffsetFetch(request),
-                self.settings.request_timeout_ms,
-            )
-            .await?
-        {
-            ResponseKind::OffsetFetch(r) => r,
-            _ => {
-                return Err(ClientError::Malformed(
-                    "OffsetFetch: wrong response kind".into(),
-                ))
-            }
-        };
+        let resp = call!(
+            self,
+            OffsetFetch,
+            OFFSET_FETCH_VERSION,
+            request,
+            self.settings.request_timeout_ms
+        );
         let context = format!("offset fetch for group {}", self.settings.group_id);
         if resp.error_code != codes::NONE {
             if matches!(
@@ -814,7 +788,13 @@ async fn leader_assign(
             );
         }
     }
-    Ok((out, counts))
+    // The snapshot names every subscribed topic, 0 for one that does not
+    // exist yet, so that its creation rebalances the group too.
+    let snapshot = topics
+        .iter()
+        .map(|t| (t.clone(), counts.get(t).copied().unwrap_or(0)))
+        .collect();
+    Ok((out, snapshot))
 }
 
 /// The heartbeat task (Kafka's HeartbeatThread): every

@@ -416,10 +416,14 @@ impl Consumer {
                     self.config.max_poll_interval_ms,
                 )));
             }
-            self.maybe_auto_commit().await;
         }
+        self.maybe_auto_commit().await;
         loop {
             if self.subscription.is_group() {
+                // Kafka resets the poll timer on every round inside poll.
+                if let Some(g) = &self.group {
+                    g.client.lock().last_poll = Instant::now();
+                }
                 self.check_metadata().await;
                 self.ensure_active_group(&mut timer).await?;
             }
@@ -654,7 +658,9 @@ impl Consumer {
             }
         }
         if let Some(snapshot) = &g.leader_snapshot {
-            let changed = snapshot.iter().any(|(t, n)| counts.get(t) != Some(n));
+            let changed = snapshot
+                .iter()
+                .any(|(t, n)| counts.get(t).copied().unwrap_or(0) != *n);
             if changed {
                 g.client
                     .lock()
@@ -670,14 +676,23 @@ impl Consumer {
         if !self.config.enable_auto_commit {
             return;
         }
-        let g = self.group.as_mut().expect("group mode has a group");
+        let Some(g) = self.group.as_mut() else { return };
         if Instant::now() < g.next_auto_commit {
             return;
         }
         g.next_auto_commit =
             Instant::now() + Duration::from_millis(self.config.auto_commit_interval_ms);
-        let Some(generation) = g.client.lock().membership.generation_if_stable().cloned() else {
-            return;
+        // A subscribed member commits in its generation; an assigning
+        // consumer with a group.id as a standalone one (Kafka does both).
+        let generation = match self.subscription {
+            Subscription::Manual => Generation::none(),
+            Subscription::None => return,
+            Subscription::Topics(_) | Subscription::Pattern { .. } => {
+                match g.client.lock().membership.generation_if_stable() {
+                    Some(generation) => generation.clone(),
+                    None => return,
+                }
+            }
         };
         let offsets = self.owned_positions();
         if offsets.is_empty() {

@@ -153,12 +153,22 @@ pub enum Effect {
     Join(Waiter, JoinResult),
     Sync(Waiter, SyncResult),
     /// Append this group record to the group's offsets partition; report
-    /// the outcome with [`Coordinator::group_stored`] when `generation` is
+    /// the outcome with [`Coordinator::group_stored`] when `sync_generation` is
     /// Some (a leader's SyncGroup waits on it).
-    StoreGroup { group_id: String, partition: i32, value: GroupValue, sync_generation: Option<i32> },
+    StoreGroup {
+        group_id: String,
+        partition: i32,
+        value: GroupValue,
+        sync_generation: Option<i32>,
+    },
     /// Append tombstones for these offsets (and the group record when
     /// `group` is true): retention or group deletion.
-    Tombstones { group_id: String, partition: i32, offsets: Vec<TopicPartition>, group: bool },
+    Tombstones {
+        group_id: String,
+        partition: i32,
+        offsets: Vec<TopicPartition>,
+        group: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -295,6 +305,19 @@ impl Group {
         order_member.protocols.iter().map(|(n, _)| n.as_str()).find(|n| votes.get(n) == Some(&max)).map(str::to_string)
     }
 
+    /// Topics the members of a consumer group subscribe to, from their
+    /// metadata for the selected protocol (ConsumerProtocolSubscription:
+    /// version i16, topics as an array of strings, then fields we skip).
+    /// None if any member's metadata does not parse.
+    fn subscribed_topics(&self) -> Option<BTreeSet<String>> {
+        let protocol = self.protocol.as_deref()?;
+        let mut topics = BTreeSet::new();
+        for m in self.members.values() {
+            topics.extend(consumer_subscription_topics(&m.metadata(protocol))?);
+        }
+        Some(topics)
+    }
+
     fn all_members_joined(&self) -> bool {
         self.pending_members.is_empty() && self.members.values().all(|m| m.join_waiter.is_some())
     }
@@ -408,6 +431,13 @@ impl Coordinator {
         Coordinator { config, groups: BTreeMap::new(), member_id_prefix, next_member_id: 0 }
     }
 
+    /// Generated member ids start with `prefix` from now on (the runtime
+    /// sets broker id and leader epoch of the group's offsets partition, so
+    /// ids never repeat across coordinator moves and restarts).
+    pub fn set_member_id_prefix(&mut self, prefix: String) {
+        self.member_id_prefix = prefix;
+    }
+
     fn new_member_id(&mut self, client_id: &str) -> String {
         self.next_member_id += 1;
         format!("{client_id}-{}-{}", self.member_id_prefix, self.next_member_id)
@@ -418,8 +448,14 @@ impl Coordinator {
     pub fn join(&mut self, now_ms: i64, partition: i32, req: JoinRequest, waiter: Waiter) -> Vec<Effect> {
         let mut fx = Vec::new();
         let fail = |e| vec![Effect::Join(waiter, JoinResult::error(&req.member_id, e))];
-        if req.group_id.is_empty() {
+        if req.group_id.is_empty() || !storable(&req.group_id) {
             return fail(ResponseError::InvalidGroupId);
+        }
+        // Everything the group record keeps must fit its i16-length strings
+        // (flexible versions can send longer ones).
+        let names = [&req.member_id, &req.protocol_type].into_iter().chain(req.group_instance_id.as_ref()).chain(req.protocols.iter().map(|(n, _)| n));
+        if !names.into_iter().all(|n| storable(n)) || req.client_id.len() + MEMBER_ID_SUFFIX_MAX_BYTES > i16::MAX as usize {
+            return fail(ResponseError::InvalidRequest);
         }
         if req.session_timeout_ms < self.config.min_session_timeout_ms || req.session_timeout_ms > self.config.max_session_timeout_ms {
             return fail(ResponseError::InvalidSessionTimeout);
@@ -585,9 +621,7 @@ impl Coordinator {
             return fail(ResponseError::IllegalGeneration);
         }
         // SyncGroup v5: the protocol must match the one the group chose.
-        if protocol_type.is_some_and(|t| Some(t) != group.protocol_type.as_deref())
-            || protocol_name.is_some_and(|n| Some(n) != group.protocol.as_deref())
-        {
+        if protocol_type.is_some_and(|t| Some(t) != group.protocol_type.as_deref()) || protocol_name.is_some_and(|n| Some(n) != group.protocol.as_deref()) {
             return fail(ResponseError::InconsistentGroupProtocol);
         }
         match group.state {
@@ -628,12 +662,7 @@ impl Coordinator {
         }
         let value = group.record(&assignment);
         group.pending_assignment = Some(assignment);
-        vec![Effect::StoreGroup {
-            group_id: group_id.to_string(),
-            partition: group.partition,
-            value,
-            sync_generation: Some(group.generation),
-        }]
+        vec![Effect::StoreGroup { group_id: group_id.to_string(), partition: group.partition, value, sync_generation: Some(group.generation) }]
     }
 
     /// The outcome of storing the leader's assignment for `generation`.
@@ -799,8 +828,9 @@ impl Coordinator {
     // ------------------------------------------------------------- offsets
 
     /// Validates an offset commit as GroupCoordinator.handleCommitOffsets
-    /// does. A standalone commit (generation < 0, no member id) to an
-    /// unknown group creates an Empty group for the offsets.
+    /// does. A standalone commit (generation < 0; clients also send an
+    /// empty member id) to an unknown group creates an Empty group for the
+    /// offsets once they are stored.
     #[allow(clippy::too_many_arguments)]
     pub fn validate_commit(
         &mut self,
@@ -812,16 +842,15 @@ impl Coordinator {
         instance: Option<&str>,
         offsets: Vec<(TopicPartition, i64, i32, Option<String>)>,
     ) -> Result<CommitPlan, ResponseError> {
-        if group_id.is_empty() {
+        if group_id.is_empty() || !storable(group_id) {
             return Err(ResponseError::InvalidGroupId);
         }
         match self.groups.get_mut(group_id) {
             None => {
+                // Not a group member's commit (or one from an older
+                // generation of a group that is gone).
                 if generation >= 0 {
                     return Err(ResponseError::IllegalGeneration);
-                }
-                if !member_id.is_empty() {
-                    return Err(ResponseError::UnknownMemberId);
                 }
             }
             Some(group) => {
@@ -831,7 +860,9 @@ impl Coordinator {
                 if group.is_fenced(member_id, instance) {
                     return Err(ResponseError::FencedInstanceId);
                 }
-                let standalone = generation < 0 && member_id.is_empty() && group.state == GroupState::Empty;
+                // Kafka accepts any generation < 0 for an Empty group
+                // (clients send -1 and an empty member id).
+                let standalone = generation < 0 && group.state == GroupState::Empty;
                 if !standalone {
                     if group.state == GroupState::CompletingRebalance {
                         return Err(ResponseError::RebalanceInProgress);
@@ -847,7 +878,11 @@ impl Coordinator {
         let mut plan = CommitPlan { partition, offsets: Vec::new(), refused: Vec::new() };
         for (tp, offset, leader_epoch, metadata) in offsets {
             let metadata = metadata.unwrap_or_default();
-            if metadata.len() > self.config.offset_metadata_max_bytes {
+            if !storable(&tp.0) {
+                plan.refused.push((tp, ResponseError::InvalidTopicException));
+                continue;
+            }
+            if metadata.len() > self.config.offset_metadata_max_bytes || !storable(&metadata) {
                 plan.refused.push((tp, ResponseError::OffsetMetadataTooLarge));
                 continue;
             }
@@ -872,24 +907,36 @@ impl Coordinator {
         let group = self.groups.get(group_id).filter(|g| g.state != GroupState::Dead);
         match wanted {
             None => group.map(|g| g.offsets.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default(),
-            Some(tps) => tps
-                .iter()
-                .map(|tp| (tp.clone(), group.and_then(|g| g.offsets.get(tp)).cloned().unwrap_or_else(|| none.clone())))
-                .collect(),
+            Some(tps) => tps.iter().map(|tp| (tp.clone(), group.and_then(|g| g.offsets.get(tp)).cloned().unwrap_or_else(|| none.clone()))).collect(),
         }
     }
 
-    /// OffsetDelete (KIP-496): the offsets that may be deleted, or the
-    /// group-level error. A partition of a topic the group is subscribed to
-    /// is refused with GROUP_SUBSCRIBED_TO_TOPIC; as we do not parse
-    /// consumer subscriptions, only Empty groups (and groups with no
-    /// protocol type) may delete.
+    /// OffsetDelete (KIP-496, GroupCoordinator.handleDeleteOffsets): per
+    /// partition, None when it may be deleted. An Empty group may delete
+    /// anything; a live consumer group only topics none of its members
+    /// subscribes to (else GROUP_SUBSCRIBED_TO_TOPIC); any other live group
+    /// is NON_EMPTY_GROUP.
     pub fn validate_offset_delete(&self, group_id: &str, tps: &[TopicPartition]) -> Result<(i32, Vec<Option<ResponseError>>), ResponseError> {
         let Some(group) = self.groups.get(group_id).filter(|g| g.state != GroupState::Dead) else {
             return Err(ResponseError::GroupIdNotFound);
         };
-        let subscribed = group.state != GroupState::Empty && group.protocol_type.is_some();
-        Ok((group.partition, tps.iter().map(|_| subscribed.then_some(ResponseError::GroupSubscribedToTopic)).collect()))
+        if group.state == GroupState::Empty {
+            let errors = tps.iter().map(|(t, _)| (!storable(t)).then_some(ResponseError::UnknownTopicOrPartition)).collect();
+            return Ok((group.partition, errors));
+        }
+        if group.protocol_type.as_deref() != Some(CONSUMER_PROTOCOL_TYPE) {
+            return Err(ResponseError::NonEmptyGroup);
+        }
+        let subscribed = group.subscribed_topics();
+        let errors = tps
+            .iter()
+            .map(|(topic, _)| match &subscribed {
+                _ if !storable(topic) => Some(ResponseError::UnknownTopicOrPartition),
+                Some(topics) if !topics.contains(topic) => None,
+                _ => Some(ResponseError::GroupSubscribedToTopic),
+            })
+            .collect();
+        Ok((group.partition, errors))
     }
 
     /// Tombstones were written for these offsets.
@@ -1046,6 +1093,40 @@ impl Coordinator {
 
 // ------------------------------------------------------------- helpers
 
+/// Room a generated member id needs after the client id (`-<broker>.<epoch>-<counter>`).
+const MEMBER_ID_SUFFIX_MAX_BYTES: usize = 64;
+
+/// Whether `s` fits an i16-length string of the `__consumer_offsets`
+/// records.
+fn storable(s: &str) -> bool {
+    s.len() <= i16::MAX as usize
+}
+
+/// The protocol type of Kafka consumers (their metadata is a
+/// ConsumerProtocolSubscription).
+pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+
+/// The topics of a ConsumerProtocolSubscription (any version: all start
+/// with version i16 and topics as an i32-counted array of i16-length
+/// strings).
+pub fn consumer_subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
+    let mut buf = metadata.get(2..)?;
+    let count = i32::from_be_bytes(buf.get(..4)?.try_into().ok()?);
+    buf = &buf[4..];
+    if count < 0 || count as usize > buf.len() {
+        return None;
+    }
+    let mut topics = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let len = i16::from_be_bytes(buf.get(..2)?.try_into().ok()?);
+        let len = usize::try_from(len).ok()?;
+        let name = buf.get(2..2 + len)?;
+        topics.push(String::from_utf8(name.to_vec()).ok()?);
+        buf = &buf[2 + len..];
+    }
+    Some(topics)
+}
+
 fn update_member(m: &mut Member, req: &JoinRequest, now_ms: i64) {
     m.client_id = req.client_id.clone();
     m.client_host = req.client_host.clone();
@@ -1081,15 +1162,7 @@ fn replace_static_member(group: &mut Group, old_id: &str, new_id: &str, fx: &mut
 }
 
 #[allow(clippy::too_many_arguments)]
-fn add_member_and_rebalance(
-    group: &mut Group,
-    config: &GroupConfig,
-    now_ms: i64,
-    member_id: String,
-    req: &JoinRequest,
-    waiter: Waiter,
-    fx: &mut Vec<Effect>,
-) {
+fn add_member_and_rebalance(group: &mut Group, config: &GroupConfig, now_ms: i64, member_id: String, req: &JoinRequest, waiter: Waiter, fx: &mut Vec<Effect>) {
     if group.members.is_empty() {
         group.protocol_type = Some(req.protocol_type.clone());
     }

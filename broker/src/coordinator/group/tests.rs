@@ -62,14 +62,18 @@ fn stable_group_of_two() -> (Coordinator, String, String, i64) {
     let follower = fr.member_id.clone();
     // The follower syncs first and waits.
     assert!(c.sync(6_010, "g", 1, &follower, None, None, None, vec![], 11).is_empty());
-    let fx = c.sync(6_020, "g", 1, &leader, None, None, None, vec![(follower.clone(), Bytes::from_static(b"f")), (leader.clone(), Bytes::from_static(b"l"))], 12);
+    let fx =
+        c.sync(6_020, "g", 1, &leader, None, None, None, vec![(follower.clone(), Bytes::from_static(b"f")), (leader.clone(), Bytes::from_static(b"l"))], 12);
     assert_eq!(store_generation(&fx), Some(1));
     assert!(syncs(&fx).is_empty(), "nobody gets the assignment before it is stored");
     let fx = c.group_stored(6_030, "g", 1, Ok(()));
     let mut s = syncs(&fx);
     s.sort_by_key(|(w, _)| *w);
     assert_eq!(s.len(), 2);
-    assert_eq!(s[0], (11, SyncResult { error: None, protocol_type: Some("consumer".into()), protocol_name: Some("range".into()), assignment: Bytes::from_static(b"f") }));
+    assert_eq!(
+        s[0],
+        (11, SyncResult { error: None, protocol_type: Some("consumer".into()), protocol_name: Some("range".into()), assignment: Bytes::from_static(b"f") })
+    );
     assert_eq!(s[1].1.assignment, Bytes::from_static(b"l"));
     assert_eq!(c.groups["g"].state, GroupState::Stable);
     (c, leader, follower, 6_030)
@@ -362,4 +366,57 @@ fn loaded_group_comes_back_stable_with_its_generation() {
     // Unloading answers nothing parked and forgets the group.
     assert!(c2.unload_partition(3).is_empty());
     assert!(c2.groups.is_empty());
+}
+
+/// A ConsumerProtocolSubscription v0 for `topics`.
+fn subscription(topics: &[&str]) -> Bytes {
+    let mut b = vec![0, 0];
+    b.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+    for t in topics {
+        b.extend_from_slice(&(t.len() as i16).to_be_bytes());
+        b.extend_from_slice(t.as_bytes());
+    }
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // null user data
+    Bytes::from(b)
+}
+
+// KIP-496: a live consumer group may delete offsets only of topics no
+// member subscribes to; an Empty group may delete any.
+#[test]
+fn offset_delete_is_refused_for_subscribed_topics_kip_496() {
+    let mut c = coordinator();
+    let mut req = join_req("", "a");
+    req.protocols = vec![("range".into(), subscription(&["events"]))];
+    c.join(0, 0, req, 1);
+    let js = joins(&c.tick(3_000));
+    assert_eq!(js.len(), 1);
+    let tps = [("events".to_string(), 0), ("old".to_string(), 0)];
+    let (_, errors) = c.validate_offset_delete("g", &tps).unwrap();
+    assert_eq!(errors, vec![Some(ResponseError::GroupSubscribedToTopic), None]);
+    assert_eq!(c.validate_offset_delete("nope", &tps), Err(ResponseError::GroupIdNotFound));
+    let member = js[0].1.member_id.clone();
+    c.leave(3_001, "g", &[(member, None)]);
+    c.tick(3_001 + REBALANCE_MS as i64);
+    assert_eq!(c.groups["g"].state, GroupState::Empty);
+    assert_eq!(c.validate_offset_delete("g", &tps).unwrap().1, vec![None, None]);
+    assert_eq!(consumer_subscription_topics(&subscription(&["a", "bc"])), Some(vec!["a".to_string(), "bc".to_string()]));
+    assert_eq!(consumer_subscription_topics(&[0, 0, 0, 0, 0, 9]), None, "truncated");
+}
+
+// Flexible versions allow strings longer than the records' i16 lengths:
+// such requests are refused, never stored (and never a panic).
+#[test]
+fn names_too_long_for_the_offsets_topic_are_refused() {
+    let mut c = coordinator();
+    let long = "x".repeat(40_000);
+    let mut req = join_req("", "a");
+    req.group_id = long.clone();
+    assert_eq!(joins(&c.join(0, 0, req, 1))[0].1.error, Some(ResponseError::InvalidGroupId));
+    let mut req = join_req("", "a");
+    req.group_instance_id = Some(long.clone());
+    assert_eq!(joins(&c.join(0, 0, req, 2))[0].1.error, Some(ResponseError::InvalidRequest));
+    assert_eq!(c.validate_commit(0, 0, &long, -1, "", None, vec![]), Err(ResponseError::InvalidGroupId));
+    let plan = c.validate_commit(0, 0, "s", -1, "", None, vec![((long.clone(), 0), 1, -1, None)]).unwrap();
+    assert_eq!(plan.refused, vec![((long.clone(), 0), ResponseError::InvalidTopicException)]);
+    assert!(plan.offsets.is_empty());
 }
