@@ -134,6 +134,7 @@ impl Cluster {
             topics.insert(name, parts);
         }
         let mut st = self.state.lock().unwrap();
+        keep_newer_leader_epochs(&st.topics, &mut topics);
         st.brokers = brokers;
         st.topics = topics;
         st.stale = false;
@@ -236,6 +237,23 @@ impl Cluster {
 
 /// A broker's advertised host and port as a socket address (IP literals,
 /// and `localhost` for real-mode runs).
+/// KIP-320 (Kafka's `Metadata.updateLatestMetadata`): a broker with a
+/// stale image (one that was cut off, say) may still name an old leader; a
+/// partition whose cached leader epoch is newer than the fresh answer's
+/// keeps the cached leader, so the client never goes back to a zombie
+/// leader (whose log may be shorter: a fetch there can be out of range).
+fn keep_newer_leader_epochs(cached: &BTreeMap<String, Vec<PartitionMeta>>, fresh: &mut BTreeMap<String, Vec<PartitionMeta>>) {
+    for (name, parts) in fresh.iter_mut() {
+        let Some(cached) = cached.get(name) else { continue };
+        for (new, old) in parts.iter_mut().zip(cached) {
+            if old.leader_epoch > new.leader_epoch && new.leader_epoch >= 0 {
+                tracing::debug!("metadata: {name}: keeping leader epoch {} over older {}", old.leader_epoch, new.leader_epoch);
+                *new = *old;
+            }
+        }
+    }
+}
+
 fn resolve(host: &str, port: i32) -> Option<SocketAddr> {
     let port = u16::try_from(port).ok()?;
     let host = if host == "localhost" { "127.0.0.1" } else { host };
@@ -254,4 +272,31 @@ pub fn is_stale_metadata_code(code: i16) -> bool {
         | 74 // FENCED_LEADER_EPOCH
         | 75 // UNKNOWN_LEADER_EPOCH
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(parts: &[(i32, i32)]) -> Vec<PartitionMeta> {
+        parts.iter().map(|&(leader, leader_epoch)| PartitionMeta { leader, leader_epoch }).collect()
+    }
+
+    /// KIP-320: metadata from a broker with a stale image never moves a
+    /// partition back to an older leader epoch; newer epochs, unknown
+    /// epochs and new topics or partitions are taken as they come.
+    #[test]
+    fn kip_320_metadata_with_an_older_leader_epoch_keeps_the_cached_leader() {
+        let cached = BTreeMap::from([("t".to_string(), meta(&[(2, 5), (1, 3)]))]);
+        let mut fresh = BTreeMap::from([
+            ("t".to_string(), meta(&[(1, 4), (0, 4), (2, 1)])),
+            ("u".to_string(), meta(&[(0, 0)])),
+        ]);
+        keep_newer_leader_epochs(&cached, &mut fresh);
+        assert_eq!(fresh["t"], meta(&[(2, 5), (0, 4), (2, 1)]));
+        assert_eq!(fresh["u"], meta(&[(0, 0)]));
+        let mut unknown = BTreeMap::from([("t".to_string(), meta(&[(-1, -1)]))]);
+        keep_newer_leader_epochs(&cached, &mut unknown);
+        assert_eq!(unknown["t"], meta(&[(-1, -1)]), "no leader (epoch unknown) is taken as is");
+    }
 }
