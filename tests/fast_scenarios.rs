@@ -165,6 +165,38 @@ fn idempotent_producer_restart_without_resend_writes_each_value_once() {
 // definitely, however many retries are configured. The history shows a
 // `fail` naming the error, completed well before the first retry could
 // have been sent.
+// Consumer groups under member faults: a crashed member is replaced, a
+// member paused past session.timeout.ms is removed and rejoins, and the
+// group moves to a new coordinator when the old one crashes; the group
+// settles after heal with every partition owned once.
+#[test]
+fn consumer_group_rebalances_through_member_and_coordinator_faults() {
+    let results = sweep(&path_of("group-members-crash-and-pause.toml"));
+    for r in &results {
+        let rebalances = r.history.ops.iter().filter(|o| o.f == "rebalance").count();
+        assert!(rebalances >= 9, "seed {}: three members rebalanced more than once: {rebalances}", r.seed);
+        assert_eq!(r.faults, 6, "seed {}: three faults, each started and ended", r.seed);
+    }
+    assert_eq!(violating(&results, "ownership"), 0);
+    assert_eq!(violating(&results, "liveness"), 0);
+}
+
+// max.poll.interval.ms below the processing time of a poll: every member
+// is kicked out while it processes (its commit fails with
+// CommitFailedException) and the group never settles; above it, the same
+// slow processing keeps a stable group.
+#[test]
+fn processing_longer_than_max_poll_interval_keeps_the_group_rebalancing() {
+    let unsafe_results = sweep(&path_of("max-poll-interval-exceeded.toml"));
+    assert_eq!(violating(&unsafe_results, "liveness"), unsafe_results.len(), "every seed churns");
+    let safe = sweep(&path_of("max-poll-interval-respected.toml"));
+    assert_eq!(violating(&safe, "liveness"), 0);
+    for r in &safe {
+        let failed_commits = r.history.ops.iter().filter(|o| o.f == "commit" && o.op_type != ksim_sim::history::OpType::Ok).count();
+        assert_eq!(failed_commits, 0, "seed {}: members stay in the group, commits succeed", r.seed);
+    }
+}
+
 #[test]
 fn message_too_large_is_a_definite_failure_that_is_not_retried() {
     let text = r#"
