@@ -110,11 +110,12 @@ fn json_lines(out: &Output) -> Vec<serde_json::Value> {
 #[test]
 fn replay_in_a_new_process_reproduces_the_trace_hash() {
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/fast/acks-1-leader-crash.toml");
-    let run = ksim(&["run", scenario, "--seeds", "2..4", "--format", "json"]);
+    // Seeds 0 and 1 both lose a write (the sweep meets its expectation).
+    let run = ksim(&["run", scenario, "--seeds", "0..2", "--format", "json"]);
     assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
     let swept = json_lines(&run);
     assert_eq!(swept.last().unwrap()["summary"], true);
-    for seed in [2u64, 3] {
+    for seed in [0u64, 1] {
         let replay = ksim(&["replay", scenario, "--seed", &seed.to_string(), "--format", "json"]);
         let one = json_lines(&replay);
         let from_sweep = swept.iter().find(|o| o["seed"] == seed).expect("seed in sweep");
