@@ -115,3 +115,32 @@ fn a_group_that_never_settles_is_a_liveness_failure() {
     assert_eq!(found(&ok, "liveness"), 0, "{:?}", ok.examples);
     assert_eq!(ok.verdict, Verdict::Pass, "{:?}", ok.examples);
 }
+
+/// `commit = "async"` records each commitAsync when its callback runs (on
+/// a later poll or at close), in order; `auto` leaves commits to the
+/// client (none in the history) and still consumes everything once per
+/// generation.
+#[test]
+fn async_commits_are_recorded_when_their_callbacks_run_and_auto_commits_are_not() {
+    use ksim_sim::scenario::CommitMode;
+    let mut sc = quiet_group();
+    sc.consumers[0].commit = CommitMode::Async;
+    let r = run(&sc, 1);
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.examples);
+    let commits: Vec<_> = r.history.ops.iter().filter(|o| o.f == "commit").collect();
+    assert!(commits.len() > 50, "async commits recorded: {}", commits.len());
+    assert!(commits.iter().all(|o| o.op_type == OpType::Ok), "no fault: every async commit succeeds");
+    // Per member and partition, callbacks complete in commit order.
+    let mut last: BTreeMap<(u64, String), i64> = BTreeMap::new();
+    for o in &commits {
+        for (p, offset) in o.committed_offsets().unwrap() {
+            let prev = last.insert((o.process, p.clone()), offset);
+            assert!(prev.is_none_or(|prev| prev < offset), "process {} {p}: {prev:?} then {offset}", o.process);
+        }
+    }
+    sc.consumers[0].commit = CommitMode::Auto;
+    let r = run(&sc, 1);
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.examples);
+    assert_eq!(r.history.ops.iter().filter(|o| o.f == "commit").count(), 0);
+    assert!(r.history.ops.iter().filter(|o| o.f == "poll").count() > 100);
+}

@@ -77,11 +77,11 @@ fn offset_map(next: &BTreeMap<(String, i32), i64>) -> BTreeMap<(String, i32), Of
         .collect()
 }
 
-fn commit_event(spec: &GroupConsumerSpec, t_ms: u64, next: &BTreeMap<(String, i32), i64>, outcome: SendOutcome) -> Event {
+fn commit_event(process: u64, group: String, t_ms: u64, next: &BTreeMap<(String, i32), i64>, outcome: SendOutcome) -> Event {
     Event::Commit {
-        process: spec.process,
+        process,
         t_ms,
-        group: spec.group.clone(),
+        group,
         offsets: next.iter().map(|((t, p), o)| (tp_key(t, *p), *o)).collect(),
         outcome,
     }
@@ -92,20 +92,19 @@ async fn commit_sync(spec: &GroupConsumerSpec, consumer: &mut Consumer, rec: &Re
         return;
     }
     let result = consumer.commit_sync_offsets(offset_map(next)).await;
-    rec.record(commit_event(spec, rec.now_ms(), next, commit_outcome(&result)));
+    rec.record(commit_event(spec.process, spec.group.clone(), rec.now_ms(), next, commit_outcome(&result)));
 }
 
 fn commit_async(spec: &GroupConsumerSpec, consumer: &mut Consumer, rec: &Arc<Recorder>, next: BTreeMap<(String, i32), i64>) {
     if next.is_empty() {
         return;
     }
-    let (rec, template) = (rec.clone(), commit_event(spec, 0, &next, SendOutcome::Ok(None)));
+    let offsets = offset_map(&next);
+    let (rec, process, group) = (rec.clone(), spec.process, spec.group.clone());
     let callback = Box::new(move |result: Result<(), ClientError>| {
-        if let Event::Commit { process, group, offsets, .. } = template {
-            rec.record(Event::Commit { process, t_ms: rec.now_ms(), group, offsets, outcome: commit_outcome(&result) });
-        }
+        rec.record(commit_event(process, group, rec.now_ms(), &next, commit_outcome(&result)));
     });
-    consumer.commit_async(Some(offset_map(&next)), Some(callback));
+    consumer.commit_async(Some(offsets), Some(callback));
 }
 
 /// Records the rebalances the last poll went through and returns the
