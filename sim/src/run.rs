@@ -120,17 +120,12 @@ pub fn to_history(events: &[Event]) -> History {
     for e in events {
         let op = match e {
             Event::Send { process, invoke_t_ms, t_ms, partition, key, value, outcome } => {
-                let (op_type, offset, error) = match outcome {
-                    workload::SendOutcome::Ok(offset) => (OpType::Ok, *offset, None),
-                    workload::SendOutcome::Fail(e) => (OpType::Fail, None, Some(e)),
-                    workload::SendOutcome::Info(e) => (OpType::Info, None, Some(e)),
+                let offset = match outcome {
+                    workload::SendOutcome::Ok(offset) => *offset,
+                    _ => None,
                 };
                 let micro = MicroOp::Send { partition: partition.clone(), value: *value, offset, key: key.clone() };
-                let op = Op::micro(*process, "send", *t_ms, op_type, &[micro]).invoked_at(*invoke_t_ms);
-                match error {
-                    Some(e) => op.with_error(e),
-                    None => op,
-                }
+                classified(Op::micro(*process, "send", *t_ms, OpType::Ok, &[micro]).invoked_at(*invoke_t_ms), outcome)
             }
             Event::Poll { process, t_ms, reads } => Op::poll_ok(*process, *t_ms, reads.clone()),
             Event::Assign { process, t_ms, partitions } => Op::assign_ok(*process, *t_ms, partitions.clone()),
@@ -146,17 +141,23 @@ pub fn to_history(events: &[Event]) -> History {
             }
             Event::Commit { process, t_ms, group, offsets, outcome } => {
                 let offsets: Vec<(&str, i64)> = offsets.iter().map(|(p, o)| (p.as_str(), *o)).collect();
-                let op = Op::commit_ok(*process, *t_ms, group, &offsets);
-                match outcome {
-                    workload::SendOutcome::Ok(_) => op,
-                    workload::SendOutcome::Fail(e) => Op { op_type: OpType::Fail, ..op }.with_error(e),
-                    workload::SendOutcome::Info(e) => Op { op_type: OpType::Info, ..op }.with_error(e),
-                }
+                classified(Op::commit_ok(*process, *t_ms, group, &offsets), outcome)
             }
         };
         h.push(op);
     }
     h
+}
+
+/// `op` (recorded as `ok`) as its outcome says: `ok`, or `fail` / `info`
+/// with the client's error.
+fn classified(op: crate::history::Op, outcome: &workload::SendOutcome) -> crate::history::Op {
+    use crate::history::{Op, OpType};
+    match outcome {
+        workload::SendOutcome::Ok(_) => op,
+        workload::SendOutcome::Fail(e) => Op { op_type: OpType::Fail, ..op }.with_error(e),
+        workload::SendOutcome::Info(e) => Op { op_type: OpType::Info, ..op }.with_error(e),
+    }
 }
 
 /// The simulation itself (runs inside the madsim runtime).

@@ -634,8 +634,6 @@ pub struct ClientCounts {
     pub brokers: u32,
     pub controllers: u32,
     pub producers: u32,
-    /// Assign-mode (group-less) consumers.
-    pub assign_consumers: u32,
     /// Every consumer process in creation order, as the target that names
     /// it: `consumer:N` (assign mode) or `consumer:GROUP/N` (the Nth
     /// member process of GROUP across all `[[consumers]]` entries).
@@ -646,6 +644,11 @@ pub struct ClientCounts {
 }
 
 impl ClientCounts {
+    /// Assign-mode (group-less) consumer processes.
+    pub fn assign_consumers(&self) -> u32 {
+        self.consumers.iter().filter(|t| matches!(t, Target::AssignConsumer(_))).count() as u32
+    }
+
     /// Producer and consumer processes.
     pub fn clients(&self) -> u32 {
         self.producers + self.consumers.len() as u32
@@ -665,7 +668,6 @@ impl ClientCounts {
             brokers: sc.cluster.brokers,
             controllers: sc.cluster.controllers,
             producers: sc.producers.iter().map(|p| p.count).sum(),
-            assign_consumers: sc.consumers.iter().filter(|c| c.group.is_none()).map(|c| c.count).sum(),
             consumers: consumer_targets(sc),
             offsets_replication_factor: sc
                 .cluster
@@ -729,9 +731,9 @@ fn check_target(t: &Target, topics: &BTreeMap<&str, u32>, clients: &ClientCounts
         Target::Producer(n) if *n >= clients.producers => {
             Err(format!("`producer:{n}`: the scenario starts {} producer process(es), numbered from 0", clients.producers))
         }
-        Target::AssignConsumer(n) if *n >= clients.assign_consumers => Err(format!(
+        Target::AssignConsumer(n) if *n >= clients.assign_consumers() => Err(format!(
             "`consumer:{n}`: the scenario starts {} assign-mode consumer process(es), numbered from 0",
-            clients.assign_consumers
+            clients.assign_consumers()
         )),
         _ => Ok(()),
     }
@@ -923,7 +925,6 @@ mod tests {
             brokers: 3,
             controllers: 1,
             producers: 1,
-            assign_consumers: 1,
             consumers: vec![Target::AssignConsumer(0)],
             offsets_replication_factor: 3,
         };
